@@ -1,0 +1,84 @@
+"""The Backend interface: one GenerationRequest in, one local video file out.
+
+Requests reach a backend with local media as ``file://`` URLs (keyframe images,
+the previous segment's tail clip); each backend turns them into what its model
+needs (the preview reads them, fal uploads them).
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import unquote, urlparse
+
+from ..request import GenerationRequest
+
+
+@dataclass(frozen=True)
+class BackendEvent:
+    """Something a backend reports while working: queue position, a log line, progress."""
+
+    kind: str  # "queued" | "log" | "progress" | "submitted" | "retry"
+    message: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class GenerateContext:
+    """What the scheduler tells a backend about the segment it is making.
+
+    ``on_submitted`` must be called with the backend's request id the moment a
+    paid request is accepted (the scheduler journals it); ``resume_request_id`` is
+    an id journalled by an earlier, interrupted run: fetch it instead of paying again.
+    """
+
+    label: str = ""
+    on_event: Callable[[BackendEvent], None] | None = None
+    on_submitted: Callable[[str], None] | None = None
+    resume_request_id: str | None = None
+    cancelled: Callable[[], bool] | None = None
+
+    def emit(self, kind: str, message: str = "", **data: Any) -> None:
+        if self.on_event is not None:
+            self.on_event(BackendEvent(kind, message, data))
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    path: Path
+    request_id: str | None = None
+    cost_usd: float = 0.0
+    seed: int | None = None
+
+
+class Backend(ABC):
+    """Makes one clip for one request. ``name`` and ``version`` enter cache keys."""
+
+    name: str = "abstract"
+    version: str = "0"
+    endpoint_id: str = ""
+    paid: bool = False
+
+    @abstractmethod
+    def generate(self, request: GenerationRequest, workdir: Path, ctx: GenerateContext | None = None) -> GenerationResult:
+        """Make the clip for ``request`` under ``workdir`` and return its path."""
+
+    def identity(self) -> str:
+        """What a cache key records of this backend (changes invalidate cached segments)."""
+        return f"{self.name}/{self.version}/{self.endpoint_id}"
+
+    def close(self) -> None:
+        """Release resources (connections, threads)."""
+
+
+def local_path(url: str) -> Path | None:
+    """The local file a ``file://`` URL names, or None for other URLs."""
+    parsed = urlparse(url)
+    if parsed.scheme != "file":
+        return None
+    return Path(unquote(parsed.path))
+
+
+def file_url(path: Path) -> str:
+    return Path(path).resolve().as_uri()
