@@ -1,0 +1,393 @@
+"""The planner: Storyboard → RenderPlan, a pure function.
+
+No I/O, no clock, no randomness: the same storyboard gives the same plan, byte
+for byte. It cuts each chain of scenes into 8k+1-frame segments (fewest requests,
+then balanced lengths, seams on prompt changes where free), places keyframes on
+the 8-frame grid, derives seeds and builds every request but its media URLs.
+"""
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from .errors import PlanError
+from .request import GenerationRequest, canonical_json, output_size, request_cost
+from .storyboard.models import Scene, Storyboard, params_dict
+
+PLAN_VERSION = 1
+_ALIGN = 4  # a prompt change within this many frames of a seam counts as on it
+_MISALIGNED = 10**12  # cost of a prompt change inside a segment: above any imbalance
+
+
+class _Plain(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Conditioning(_Plain):
+    """One conditioning input of a segment's request (index-aligned with the request's lists)."""
+
+    kind: Literal["image", "video"]
+    source: str  # the image path as written in the storyboard, or "tail:<segment>"
+    start_frame: int  # inside the segment
+    strength: float
+    film_frame: int  # where start_frame lands in the film
+    scene: str | None = None
+    keyframe: int | None = None  # index in its scene's keyframes
+    fit: Literal["cover", "contain"] | None = None
+    num_frames: int | None = None  # length of a conditioning video
+
+
+class Snap(_Plain):
+    """A keyframe moved onto LTX's 8-frame grid (or out of a conditioned overlap)."""
+
+    scene: str
+    keyframe: int
+    wanted_frame: int
+    used_frame: int
+    segment: int
+
+    @property
+    def delta(self) -> int:
+        return self.used_frame - self.wanted_frame
+
+
+class PlannedSegment(_Plain):
+    index: int
+    chain: int
+    scene: str  # the scene whose prompt this segment renders
+    index_in_scene: int
+    depends_on: int | None
+    output_start_frame: int  # film frame of this segment's frame 0 (may precede its scene on a crossfade)
+    num_frames: int
+    overlap: int  # frames at its head that repeat its predecessor's tail
+    seam_frame: int  # film frame of its first generated frame
+    shown_start: int  # film frames this segment contributes: [shown_start, shown_end)
+    shown_end: int
+    prompt: str
+    seed: int
+    cost_usd: float
+    conditioning: list[Conditioning]
+    request: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        return f"segment {self.index} (scene '{self.scene}')"
+
+    def generation_request(self) -> GenerationRequest:
+        return GenerationRequest.model_validate(self.request)
+
+
+class PlannedChain(_Plain):
+    index: int
+    scenes: list[str]
+    start_frame: int  # film frames this chain renders: [start_frame, end_frame)
+    end_frame: int
+    fade_in: int  # frames dissolving from the previous chain (crossfade)
+    fade_out: int  # frames dissolving into the next chain
+    segments: list[int]
+
+
+class PlannedScene(_Plain):
+    id: str
+    start_frame: int
+    end_frame: int
+    chain: int
+    transition: str
+
+
+class RenderPlan(_Plain):
+    plan_version: int
+    storyboard_hash: str
+    title: str
+    fps: int
+    resolution: str
+    aspect_ratio: str
+    width: int
+    height: int
+    total_frames: int
+    duration_s: float
+    requests: int
+    estimated_cost_usd: float
+    critical_path: int  # the longest chain of dependent requests
+    critical_chain: int
+    colour: dict[str, Any]
+    audio: dict[str, Any] | None
+    scenes: list[PlannedScene]
+    chains: list[PlannedChain]
+    segments: list[PlannedSegment]
+    snaps: list[Snap]
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n"
+
+    def segment(self, index: int) -> PlannedSegment:
+        return self.segments[index]
+
+
+def storyboard_hash(board: Storyboard) -> str:
+    return hashlib.sha256(canonical_json(board.model_dump(mode="json")).encode()).hexdigest()
+
+
+def derive_seed(base: int, scene_id: str, index: int) -> int:
+    """A segment's seed: stable under inserting or removing other scenes."""
+    digest = hashlib.sha256(f"{base}/{scene_id}/{index}".encode()).hexdigest()
+    return int(digest[:8], 16) & 0x7FFFFFFF
+
+
+def segment_lengths(total: int, max_frames: int, overlap: int, changes: list[int] = ()) -> list[int]:
+    """num_frames of each segment covering ``total`` frames of one chain.
+
+    Fewest requests first; then seams (a segment's first generated frame) on the
+    prompt changes in ``changes`` (chain-relative frames) where possible; then
+    lengths as even as possible. Every length is 8k+1; the first segment's frames
+    are all new, later ones repeat ``overlap`` frames of their predecessor.
+    """
+    units = max(1, -(-(total - 1) // 8))  # new frames beyond the first, in 8-frame chunks
+    a_max = (max_frames - 1) // 8
+    b_max = (max_frames - overlap) // 8
+    if b_max < 1:
+        raise PlanError(f"overlap {overlap} leaves no new frames in a {max_frames}-frame segment")
+    n = 1 if units <= a_max else 1 + -(-(units - a_max) // b_max)
+    requested = 8 * units + 1 + (n - 1) * overlap
+    points = sorted(p for p in set(changes) if _ALIGN < p < total)
+
+    def seam(u: int) -> int:
+        return 1 + 8 * u
+
+    def cost(j: int, u0: int, u1: int) -> int:
+        frames = 8 * (u1 - u0) + (1 if j == 0 else overlap)
+        imbalance = (n * frames - requested) ** 2
+        lo = 0 if j == 0 else seam(u0) + _ALIGN + 1
+        hi = seam(u1) - _ALIGN - 1 if j < n - 1 else total
+        inside = bisect.bisect_right(points, hi) - bisect.bisect_left(points, lo) if hi >= lo else 0
+        return imbalance + _MISALIGNED * inside
+
+    # best[u] = (cost, seams) for the first j segments ending at unit u
+    best: dict[int, tuple[int, tuple[int, ...]]] = {0: (0, ())}
+    for j in range(n):
+        remaining = n - j - 1
+        step_max = a_max if j == 0 else b_max
+        nxt: dict[int, tuple[int, tuple[int, ...]]] = {}
+        for u0 in sorted(best):
+            c0, path = best[u0]
+            for step in range(1, step_max + 1):
+                u1 = u0 + step
+                if u1 > units or (remaining and units - u1 < remaining) or units - u1 > remaining * b_max:
+                    continue
+                if remaining == 0 and u1 != units:
+                    continue
+                c = c0 + cost(j, u0, u1)
+                if u1 not in nxt or c < nxt[u1][0]:
+                    nxt[u1] = (c, path + (u1,))
+        best = nxt
+    _, seams = best[units]
+    lengths, prev = [], 0
+    for j, u in enumerate(seams):
+        lengths.append(8 * (u - prev) + (1 if j == 0 else overlap))
+        prev = u
+    return lengths
+
+
+def plan(board: Storyboard) -> RenderPlan:
+    """Turn a validated storyboard into the full render plan."""
+    fps = board.output.fps
+    seg_spec = board.defaults.segment
+    width, height = output_size(board.output.resolution, board.output.aspect_ratio)
+
+    starts, frames = [], []
+    cursor = 0
+    for scene in board.scenes:
+        starts.append(cursor)
+        n = scene.duration.to_frames(fps)
+        if n <= 0:
+            raise PlanError(f"scene '{scene.id}': duration is under one frame at {fps} fps")
+        frames.append(n)
+        cursor += n
+    total_frames = cursor
+
+    groups: list[list[int]] = []
+    for i, scene in enumerate(board.scenes):
+        if i == 0 or scene.chain_break:
+            groups.append([i])
+        else:
+            groups[-1].append(i)
+
+    def fade(i: int) -> int:
+        xf = board.scenes[i].crossfade if i < len(board.scenes) else None
+        return xf.to_frames(fps) if xf is not None else 0
+
+    scenes_out: list[PlannedScene] = []
+    chains: list[PlannedChain] = []
+    segments: list[PlannedSegment] = []
+    snaps: list[Snap] = []
+    for c, group in enumerate(groups):
+        first, last = group[0], group[-1]
+        lead_in = fade(first) // 2
+        lead_out = fade(last + 1) - fade(last + 1) // 2
+        start = starts[first] - lead_in
+        end = starts[last] + frames[last] + lead_out
+        length = end - start
+        for i in group:
+            s = board.scenes[i]
+            transition = s.transition if isinstance(s.transition, str) else f"crossfade {s.crossfade}"
+            scenes_out.append(PlannedScene(id=s.id, start_frame=starts[i], end_frame=starts[i] + frames[i], chain=c, transition=transition))
+
+        # prompt timeline of this chain: (chain-relative frame, scene index, prompt)
+        timeline: list[tuple[int, int, str]] = []
+        for i in group:
+            timeline.append((max(0, starts[i] - start), i, board.scenes[i].prompt))
+            for beat in sorted(board.scenes[i].beats, key=lambda b: b.at.to_frames(fps)):
+                timeline.append((starts[i] + beat.at.to_frames(fps) - start, i, beat.prompt))
+        timeline.sort(key=lambda t: t[0])
+        changes = [t[0] for t in timeline[1:]]
+        lengths = segment_lengths(length, seg_spec.frames, seg_spec.overlap, changes)
+
+        local_starts, seams = [], []
+        pos = 0
+        for j, n in enumerate(lengths):
+            ov = 0 if j == 0 else seg_spec.overlap
+            local_starts.append(pos)
+            seams.append(pos + ov)
+            pos += n - seg_spec.overlap
+        chain_segments = []
+        first_index = len(segments)
+        for j, n in enumerate(lengths):
+            ov = 0 if j == 0 else seg_spec.overlap
+            probe = min(seams[j] + _ALIGN, length - 1)
+            k = bisect.bisect_right([t[0] for t in timeline], probe) - 1
+            _, scene_idx, prompt_text = timeline[max(k, 0)]
+            scene = board.scenes[scene_idx]
+            shown_end = seams[j + 1] if j + 1 < len(lengths) else length
+            segments.append(
+                _segment_stub(
+                    index=first_index + j, chain=c, scene=scene, n=n, overlap=ov,
+                    output_start=start + local_starts[j], seam=start + seams[j],
+                    shown=(start + seams[j], start + shown_end), prompt=prompt_text,
+                    depends_on=(first_index + j - 1) if j else None, board=board,
+                )
+            )
+            chain_segments.append(first_index + j)
+        _place_keyframes(board, group, starts, start, segments, chain_segments, snaps, fps)
+        chains.append(PlannedChain(index=c, scenes=[board.scenes[i].id for i in group], start_frame=start,
+                                   end_frame=end, fade_in=fade(first) if c else 0, fade_out=fade(last + 1),
+                                   segments=chain_segments))
+
+    segments = _finish(board, segments)
+    total_cost = round(sum(s.cost_usd for s in segments), 6)
+    crit = max(chains, key=lambda ch: (len(ch.segments), -ch.index))
+    audio = board.audio.model_dump(mode="json") if board.audio else None
+    return RenderPlan(
+        plan_version=PLAN_VERSION,
+        storyboard_hash=storyboard_hash(board),
+        title=board.title,
+        fps=fps,
+        resolution=board.output.resolution,
+        aspect_ratio=board.output.aspect_ratio,
+        width=width,
+        height=height,
+        total_frames=total_frames,
+        duration_s=round(total_frames / fps, 6),
+        requests=len(segments),
+        estimated_cost_usd=total_cost,
+        critical_path=len(crit.segments),
+        critical_chain=crit.index,
+        colour=board.defaults.colour.model_dump(mode="json"),
+        audio=audio,
+        scenes=scenes_out,
+        chains=chains,
+        segments=segments,
+        snaps=snaps,
+    )
+
+
+def _segment_stub(*, index, chain, scene: Scene, n, overlap, output_start, seam, shown, prompt, depends_on, board) -> dict:
+    conditioning = []
+    if depends_on is not None:
+        conditioning.append(dict(kind="video", source=f"tail:{depends_on}", start_frame=0,
+                                 strength=board.defaults.segment.overlap_strength, film_frame=output_start,
+                                 num_frames=overlap))
+    return dict(index=index, chain=chain, scene=scene.id, n=n, overlap=overlap, output_start=output_start,
+                seam=seam, shown=shown, prompt=prompt, depends_on=depends_on, conditioning=conditioning)
+
+
+def _place_keyframes(board, group, starts, chain_start, segments, chain_segments, snaps, fps) -> None:
+    """Put each keyframe on the nearest 8-frame-grid frame that a segment generates."""
+    for i in group:
+        scene = board.scenes[i]
+        for k, kf in enumerate(scene.keyframes):
+            wanted = starts[i] + kf.at.to_frames(fps)
+            best = None
+            for idx in chain_segments:
+                seg = segments[idx]
+                lo_local = 0 if seg["overlap"] == 0 else -(-seg["overlap"] // 8) * 8
+                hi_local = seg["n"] - 1
+                local = min(max(round((wanted - seg["output_start"]) / 8) * 8, lo_local), hi_local)
+                local -= local % 8
+                film = seg["output_start"] + local
+                if not (seg["shown"][0] <= film < seg["shown"][1]):
+                    continue
+                key = (abs(film - wanted), film)
+                if best is None or key < best[0]:
+                    best = (key, idx, local, film)
+            if best is None:
+                raise PlanError(f"scene '{scene.id}': keyframe at {kf.at} cannot be placed in any segment")
+            _, idx, local, film = best
+            seg = segments[idx]
+            taken = [c for c in seg["conditioning"] if c["kind"] == "image" and c["start_frame"] == local]
+            if taken:
+                raise PlanError(
+                    f"scene '{scene.id}': keyframes {taken[0]['keyframe']} and {k} land on the same frame "
+                    f"({film}) after snapping to LTX's 8-frame grid; move one of them"
+                )
+            seg["conditioning"].append(dict(kind="image", source=kf.image, start_frame=local, strength=kf.strength,
+                                            film_frame=film, scene=scene.id, keyframe=k, fit=kf.fit))
+            if film != wanted:
+                snaps.append(Snap(scene=scene.id, keyframe=k, wanted_frame=wanted, used_frame=film, segment=idx))
+
+
+def _finish(board: Storyboard, stubs: list[dict]) -> list[PlannedSegment]:
+    """Seeds, prompts and full requests, once every segment's scene is known."""
+    per_scene: dict[str, int] = {}
+    out = []
+    for stub in stubs:
+        scene = board.scene(stub["scene"])
+        k = per_scene.get(scene.id, 0)
+        per_scene[scene.id] = k + 1
+        scene_params = params_dict(scene.params)
+        fixed_seed = scene_params.pop("seed", None)
+        if fixed_seed is not None:
+            seed = fixed_seed if k == 0 else derive_seed(fixed_seed, scene.id, k)
+        else:
+            seed = derive_seed(board.defaults.seed, scene.id, k)
+        style = scene.style if scene.style is not None else board.defaults.style
+        prompt = f"{stub['prompt']}, {style}" if style else stub["prompt"]
+        fields: dict[str, Any] = {}
+        if board.defaults.negative_prompt is not None:
+            fields["negative_prompt"] = board.defaults.negative_prompt
+        fields.update(params_dict(board.defaults.params))
+        fields.update(scene_params)
+        conditioning = sorted(stub["conditioning"], key=lambda c: (c["kind"] != "video", c["start_frame"]))
+        images = [dict(image_url=f"keyframe:{c['scene']}/{c['keyframe']}", start_frame_num=c["start_frame"],
+                       strength=c["strength"]) for c in conditioning if c["kind"] == "image"]
+        videos = [dict(video_url=c["source"], start_frame_num=0, strength=c["strength"])
+                  for c in conditioning if c["kind"] == "video"]
+        request = GenerationRequest(
+            prompt=prompt, num_frames=stub["n"], frame_rate=board.output.fps,
+            resolution=board.output.resolution, aspect_ratio=board.output.aspect_ratio,
+            seed=seed, images=images, videos=videos, **fields,
+        )
+        video_conds = [c for c in conditioning if c["kind"] == "video"]
+        image_conds = [c for c in conditioning if c["kind"] == "image"]
+        out.append(PlannedSegment(
+            index=stub["index"], chain=stub["chain"], scene=scene.id, index_in_scene=k,
+            depends_on=stub["depends_on"], output_start_frame=stub["output_start"], num_frames=stub["n"],
+            overlap=stub["overlap"], seam_frame=stub["seam"], shown_start=stub["shown"][0],
+            shown_end=stub["shown"][1], prompt=prompt, seed=seed, cost_usd=request.cost_usd(),
+            conditioning=[Conditioning(**c) for c in video_conds + image_conds],
+            request=request.to_endpoint_json(),
+        ))
+    return out

@@ -1,0 +1,21 @@
+"""The storyboard language: models, loader and whole-board checks."""
+from .checks import check_storyboard
+from .loader import load, loads
+from .models import (
+    Audio,
+    Beat,
+    ColourSpec,
+    Crossfade,
+    Defaults,
+    EndpointParams,
+    Keyframe,
+    Output,
+    Scene,
+    SegmentSpec,
+    Storyboard,
+)
+
+__all__ = [
+    "Audio", "Beat", "ColourSpec", "Crossfade", "Defaults", "EndpointParams", "Keyframe",
+    "Output", "Scene", "SegmentSpec", "Storyboard", "check_storyboard", "load", "loads",
+]
