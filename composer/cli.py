@@ -70,7 +70,7 @@ def validate(boards: tuple[Path, ...]) -> None:
             click.echo(f"{path}: {exc}", err=True)
             continue
         click.echo(
-            f"{path}: ok — {len(board.scenes)} scenes, {format_frames(p.total_frames, p.fps)} "
+            f"{path}: ok — {len(board.scenes)} scene{'s' if len(board.scenes) != 1 else ''}, {format_frames(p.total_frames, p.fps)} "
             f"({p.total_frames} frames at {p.fps} fps), {p.requests} requests, ${p.estimated_cost_usd:.2f}"
         )
     if failed:

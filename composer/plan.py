@@ -323,16 +323,16 @@ def _place_keyframes(board, group, starts, chain_start, segments, chain_segments
             best = None
             for idx in chain_segments:
                 seg = segments[idx]
-                lo_local = 0 if seg["overlap"] == 0 else -(-seg["overlap"] // 8) * 8
-                hi_local = seg["n"] - 1
-                local = min(max(round((wanted - seg["output_start"]) / 8) * 8, lo_local), hi_local)
-                local -= local % 8
-                film = seg["output_start"] + local
-                if not (seg["shown"][0] <= film < seg["shown"][1]):
+                first, stop = seg["shown"]
+                if not (first - 16 <= wanted < stop + 16):
                     continue
-                key = (abs(film - wanted), film)
-                if best is None or key < best[0]:
-                    best = (key, idx, local, film)
+                lo_local = 0 if seg["overlap"] == 0 else -(-seg["overlap"] // 8) * 8
+                for local in range(lo_local, seg["n"], 8):
+                    film = seg["output_start"] + local
+                    if first <= film < stop:
+                        key = (abs(film - wanted), film)
+                        if best is None or key < best[0]:
+                            best = (key, idx, local, film)
             if best is None:
                 raise PlanError(f"scene '{scene.id}': keyframe at {kf.at} cannot be placed in any segment")
             _, idx, local, film = best
