@@ -80,20 +80,126 @@ def validate(boards: tuple[Path, ...]) -> None:
         sys.exit(2)
 
 
+def cache_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                        help="Segment cache folder (default: the user cache dir, or $COMPOSER_CACHE_DIR).")(fn)
+
+
+def backend_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--backend", type=click.Choice(["preview", "fal"]), default="preview", show_default=True,
+                        help="preview: offline animatic; fal: LTX-Video 13B distilled on fal.ai (needs FAL_KEY).")(fn)
+
+
+def _cached_map(board_obj: Any, p: Any, backend_name: str, cache_dir: Path | None) -> dict[int, bool]:
+    from .backends import get_backend
+    from .render.cache import SegmentCache
+    from .render.scheduler import MediaResolver, compute_keys
+
+    cache = SegmentCache(cache_dir)
+    backend = get_backend(backend_name)
+    keys = compute_keys(p, board_obj, backend, MediaResolver(board_obj, p, cache))
+    return {i: cache.has(k) for i, k in keys.items()}
+
+
 @main.command("plan")
 @click.argument("board", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the whole plan as JSON.")
+@backend_option
+@cache_option
 @handle_errors
-def plan_cmd(board: Path, as_json: bool) -> None:
+def plan_cmd(board: Path, as_json: bool, backend: str, cache_dir: Path | None) -> None:
     """Show the segments a render will generate, what it costs and how long the critical path is."""
     from .plan import plan
     from .storyboard import load
 
-    p = plan(load(board))
+    b = load(board)
+    p = plan(b)
     if as_json:
         click.echo(p.to_json(), nl=False)
         return
-    click.echo(render_plan_table(p))
+    click.echo(render_plan_table(p, _cached_map(b, p, backend, cache_dir)))
+
+
+@main.command()
+@click.argument("board", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The film to write (.mp4; .mov for prores/dnxhr).")
+@backend_option
+@cache_option
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=2, show_default=True, help="Independent chains rendered at once.")
+@click.option("--max-cost", type=click.FloatRange(0), default=None, help="Refuse to start a request that would cross this many USD.")
+@click.option("--retries", type=click.IntRange(0, 20), default=4, show_default=True, help="fal: retries of a transient failure.")
+@click.option("--codec", type=click.Choice(["h264", "prores", "dnxhr"]), default="h264", show_default=True)
+@click.option("--drift", type=click.FloatRange(0, 4), default=None, help="preview: add model-like colour drift (testing colour matching).")
+@click.option("--dry-run", is_flag=True, help="Show what would be generated and what it would cost; generate nothing.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only errors.")
+@handle_errors
+def render(board: Path, output: Path, backend: str, cache_dir: Path | None, jobs: int, max_cost: float | None,
+           retries: int, codec: str, drift: float | None, dry_run: bool, quiet: bool) -> None:
+    """Render BOARD into one film, reusing every segment already in the cache."""
+    from .plan import plan
+    from .render import render as run_render
+    from .render.progress import Progress
+    from .storyboard import load
+
+    b = load(board)
+    if dry_run:
+        p = plan(b)
+        click.echo(render_plan_table(p, _cached_map(b, p, backend, cache_dir)))
+        return
+    options: dict[str, Any] = {}
+    if backend == "fal":
+        options["retries"] = retries
+    elif drift is not None:
+        options["drift"] = drift
+    progress = Progress(quiet=quiet)
+    try:
+        result = run_render(b, output, backend=backend, cache=cache_dir, jobs=jobs, max_cost=max_cost,
+                            on_event=progress, codec=codec, backend_options=options)
+    finally:
+        progress.close()
+    if not quiet:
+        click.echo(
+            f"wrote {result.output} ({result.plan.total_frames} frames, {format_frames(result.plan.total_frames, result.plan.fps)}): "
+            f"{result.generated} generated, {result.cached} from cache, cost ${result.cost_usd:.2f}; manifest {result.manifest}"
+        )
+
+
+@main.group()
+def cache() -> None:
+    """Inspect or prune the segment cache."""
+
+
+@cache.command("info")
+@cache_option
+@handle_errors
+def cache_info(cache_dir: Path | None) -> None:
+    """Where the cache is, how big, what was paid, what is in flight."""
+    from .render.cache import SegmentCache
+
+    info = SegmentCache(cache_dir).info()
+    click.echo(f"cache: {info['root']}")
+    click.echo(f"segments: {info['segments']} ({info['bytes'] / 1e6:.1f} MB)")
+    click.echo(f"requests in flight (journalled): {info['in_flight_requests']}")
+    click.echo(f"paid requests in ledger: {info['paid_requests']} (${info['paid_usd']:.2f})")
+
+
+@cache.command("prune")
+@cache_option
+@click.option("--older-than", type=float, default=None, help="Remove entries older than this many days.")
+@click.option("--max-size", type=float, default=None, help="Remove oldest entries until the cache is under this many MB.")
+@click.option("--all", "everything", is_flag=True, help="Remove every segment.")
+@handle_errors
+def cache_prune(cache_dir: Path | None, older_than: float | None, max_size: float | None, everything: bool) -> None:
+    """Remove cached segments (the ledger of paid requests is kept)."""
+    from .render.cache import SegmentCache
+
+    if not (older_than or max_size or everything):
+        raise click.UsageError("say what to prune: --older-than DAYS, --max-size MB or --all")
+    removed = SegmentCache(cache_dir).prune(
+        older_than_s=older_than * 86400 if older_than else None,
+        max_bytes=int(max_size * 1e6) if max_size else None,
+    )
+    click.echo(f"removed {removed} segment(s)")
 
 
 def render_plan_table(p: Any, cached: dict[int, bool] | None = None) -> str:

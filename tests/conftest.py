@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytest_plugins = ["composer.testing.fixtures"]
+
 
 def make_image(path: Path, width: int = 320, height: int = 180, hue: int = 0) -> Path:
     """A small, deterministic picture (gradient + shapes) saved as PNG."""

@@ -1,0 +1,191 @@
+"""Stitch rendered segments into one film, streaming.
+
+Each segment is decoded once; its overlap head is compared with its
+predecessor's tail as shown to fit a colour transform (composed along the chain,
+held to the chain's look), its shown frames are corrected, chains dissolve into
+each other where the storyboard crossfades, and one encoder writes the film.
+Memory holds a few overlaps' frames, whatever the film's length.
+"""
+from __future__ import annotations
+
+import threading
+from collections import deque
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import cv2
+import numpy as np
+
+from .colour import ColourTransform, estimate, lerp
+from .errors import Cancelled, MediaError
+from .metrics import frame_delta_e
+from .plan import PlannedChain, PlannedSegment, RenderPlan
+from .render.events import AssemblyProgress, Event
+from .storyboard.models import ColourSpec, Storyboard
+
+SMALL_WIDTH = 256  # frames kept for fitting and measuring are shrunk to this width
+
+
+def _small(frame: np.ndarray) -> np.ndarray:
+    h, w = frame.shape[:2]
+    if w <= SMALL_WIDTH:
+        return frame.copy()
+    return cv2.resize(frame, (SMALL_WIDTH, max(1, round(h * SMALL_WIDTH / w))), interpolation=cv2.INTER_AREA)
+
+
+class ChainLook:
+    """Colour state of one chain while it streams: the seam transform of the current
+    segment and the slow anchoring correction against creep."""
+
+    def __init__(self, spec: ColourSpec):
+        self.spec = spec
+        self.current = ColourTransform()
+        self.anchor = None
+
+    def seam(self, head_raw: list[np.ndarray], tail_shown: list[np.ndarray]) -> ColourTransform:
+        if self.spec.method == "none" or not head_raw:
+            self.current = ColourTransform()
+        else:
+            fitted = estimate(head_raw, tail_shown, self.spec.method)
+            self.current = lerp(ColourTransform(), fitted, self.spec.strength) if self.spec.strength < 1 else fitted
+        return self.current
+
+    def transform_at(self, local: int, num_frames: int) -> ColourTransform:
+        return self.current
+
+
+def _segment_frames(seg: PlannedSegment, video: Path, plan: RenderPlan, look: ChainLook,
+                    tail: list[np.ndarray] | None, next_overlap: int, record: dict[str, Any]) -> Iterator[np.ndarray]:
+    """The shown, colour-corrected frames of one segment; fills ``record`` as it goes."""
+    from .media import VideoReader
+
+    reader = VideoReader(video, size=(plan.width, plan.height))
+    if len(reader) < seg.num_frames:
+        reader.close()
+        raise MediaError(f"{seg.label}: {video} holds {len(reader)} frames, the plan needs {seg.num_frames}")
+    shown = seg.shown_end - seg.shown_start
+    first_shown = seg.shown_start - seg.output_start_frame
+    head: list[np.ndarray] = []
+    keep_from = first_shown + shown - next_overlap if next_overlap else None
+    record["tail"] = []
+    with reader:
+        for local, frame in enumerate(reader):
+            if local < first_shown:
+                head.append(_small(frame))
+                continue
+            if local == first_shown:
+                if tail is not None and head:
+                    transform = look.seam(head, tail)
+                    record["transform"] = transform.to_dict()
+                    record["raw_overlap_delta_e"] = round(float(np.mean([frame_delta_e(h, t) for h, t in zip(head[-3:], tail[-3:])])), 3)
+                else:
+                    look.seam([], [])
+                head.clear()
+            if local >= first_shown + shown:
+                break
+            transform = look.transform_at(local, seg.num_frames)
+            out = frame if transform.is_identity else transform.apply(frame)
+            if keep_from is not None and local >= keep_from:
+                record["tail"].append(_small(out))
+            if local == first_shown:
+                record["first"] = _small(out)
+            if local == first_shown + shown - 1:
+                record["last"] = _small(out)
+            yield out
+
+
+def _chain_frames(chain: PlannedChain, plan: RenderPlan, videos: dict[int, Path], spec: ColourSpec,
+                  records: dict[int, dict[str, Any]]) -> Iterator[np.ndarray]:
+    look = ChainLook(spec)
+    tail: list[np.ndarray] | None = None
+    segs = [plan.segments[i] for i in chain.segments]
+    for j, seg in enumerate(segs):
+        nxt = segs[j + 1] if j + 1 < len(segs) else None
+        record: dict[str, Any] = {}
+        records[seg.index] = record
+        yield from _segment_frames(seg, videos[seg.index], plan, look, tail,
+                                   nxt.overlap if nxt is not None else 0, record)
+        tail = record.pop("tail", None)
+
+
+def film_frames(plan: RenderPlan, videos: dict[int, Path], spec: ColourSpec,
+                records: dict[int, dict[str, Any]]) -> Iterator[np.ndarray]:
+    """Every frame of the film in order, chains dissolving where they overlap."""
+    previous: Iterator[np.ndarray] | None = None
+    for c, chain in enumerate(plan.chains):
+        frames = _chain_frames(chain, plan, videos, spec, records)
+        start = chain.start_frame
+        if previous is not None and chain.fade_in:
+            for k in range(chain.fade_in):
+                t = (k + 0.5) / chain.fade_in
+                a, b = next(previous), next(frames)
+                yield cv2.addWeighted(a, 1.0 - t, b, t, 0.0)
+            start += chain.fade_in
+        if previous is not None:
+            for _ in previous:  # drain (normally empty): closes its reader
+                pass
+        end = plan.chains[c + 1].start_frame if c + 1 < len(plan.chains) else chain.end_frame
+        for _ in range(end - start):
+            yield next(frames)
+        previous = frames
+    if previous is not None:
+        for _ in previous:
+            pass
+
+
+def assemble(plan: RenderPlan, videos: dict[int, Path], output: Path, *, board: Storyboard | None = None,
+             on_event: Callable[[Event], None] | None = None, cancel: threading.Event | None = None,
+             codec: str = "h264", crf: int = 18, preset: str = "veryfast",
+             colour: ColourSpec | None = None) -> dict[str, Any]:
+    """Write the film for ``plan`` from its segments' ``videos`` to ``output`` atomically.
+
+    Returns a report: frames written, codec, audio, per-seam colour jumps and
+    per-segment transforms (for the manifest).
+    """
+    from .media import VideoWriter, atomic_output
+
+    emit = on_event or (lambda e: None)
+    spec = colour or (board.defaults.colour if board is not None else ColourSpec(**plan.colour))
+    audio_path, audio = None, None
+    if plan.audio is not None and board is not None:
+        audio_path = board.resolve(plan.audio["file"])
+        audio = plan.audio
+    records: dict[int, dict[str, Any]] = {}
+    total = plan.total_frames
+    written = 0
+    output = Path(output)
+    with atomic_output(output) as tmp:
+        video_only = tmp.with_name(tmp.stem + ".video" + tmp.suffix) if audio_path else tmp
+        writer = VideoWriter(video_only, plan.width, plan.height, plan.fps, codec=codec, crf=crf, preset=preset)
+        with writer:
+            for frame in film_frames(plan, videos, spec, records):
+                writer.write(frame)
+                written += 1
+                if written % 12 == 0 or written == total:
+                    emit(AssemblyProgress(written, total))
+                    if cancel is not None and cancel.is_set():
+                        raise Cancelled("assembly cancelled; no output written, segments kept in the cache")
+        if written != total:
+            raise MediaError(f"assembled {written} frames, the plan has {total}")
+        if audio_path is not None:
+            from .media import mux_audio
+            from .timecode import Timecode
+
+            secs = lambda key: Timecode.parse(audio[key]).to_seconds(plan.fps)  # noqa: E731
+            try:
+                mux_audio(video_only, audio_path, tmp, offset_s=secs("offset"), volume=audio["volume"],
+                          fade_in_s=secs("fade_in"), fade_out_s=secs("fade_out"), duration_s=total / plan.fps)
+            finally:
+                video_only.unlink(missing_ok=True)
+    seams = []
+    for seg in plan.segments:
+        if seg.depends_on is None:
+            continue
+        before, after = records.get(seg.depends_on, {}), records.get(seg.index, {})
+        if "last" in before and "first" in after:
+            seams.append({"segment": seg.index, "film_frame": seg.seam_frame,
+                          "delta_e": round(frame_delta_e(before["last"], after["first"]), 3),
+                          "raw_overlap_delta_e": after.get("raw_overlap_delta_e")})
+    transforms = {i: r["transform"] for i, r in records.items() if "transform" in r}
+    return {"frames": written, "codec": codec, "audio": str(audio_path) if audio_path else None,
+            "colour": spec.model_dump(mode="json"), "seams": seams, "transforms": transforms}

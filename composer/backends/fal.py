@@ -1,0 +1,705 @@
+"""The fal backend: LTX-Video 13B distilled multiconditioning through ``fal_client``.
+
+One ``generate`` call = one paid queue request: local ``file://`` media become
+data URIs (small) or fal CDN uploads (large), the request is submitted, its
+status is polled with logs (reported as ``queued`` / ``log`` events), the result
+is fetched and its video downloaded, checked (decodes, right frame count) and
+written atomically into ``workdir``.
+
+Where fal lives. fal_client reads ``FAL_RUN_HOST`` / ``FAL_QUEUE_RUN_HOST`` once,
+when it is imported, and keeps its storage hosts in module constants
+(``REST_URL``, ``CDN_URL``). This backend re-reads those two variables, plus
+``COMPOSER_FAL_REST_URL`` / ``COMPOSER_FAL_CDN_URL``, each time it generates and
+sets fal_client's module-level URLs to match (``configure_fal_client``), so the
+environment decides whatever the import order. Unset, fal_client's own values
+stand. That is how the test suite points it at ``composer.testing.FalEmulator``.
+
+Retries: who retries what.
+- fal_client (1.0.3, ``_maybe_retry_request``) retries every submit, status,
+  result, cancel and upload call by itself, up to 10 attempts with exponential
+  backoff from 0.1 s (capped at 30 s) and jitter, on: any ``httpx`` transport
+  error or timeout (connect, read, write, a dropped connection), HTTP 408, 409,
+  429, and 502/503/504 answers that look like an nginx ingress error (no
+  ``x-fal-request-id`` header, "nginx" in the body). It does not retry other 5xx.
+- We therefore retry, ``retries`` times with our own backoff + jitter, only what
+  fal_client gives up on immediately: 5xx answers (500, and 502-504 from fal's
+  own servers). Transport errors, timeouts and 429 that escape fal_client have
+  already been retried ten times; retrying them again would multiply the
+  attempts, so they become a ``BackendError(retryable=True)`` for the scheduler,
+  which knows the request id (``on_submitted``) and re-attaches instead of paying
+  again.
+- Submit is the one call that costs money, and fal has no idempotency key. A
+  dropped connection or read timeout after the submit was sent may mean it was
+  queued (and billed) with the answer lost; fal_client would resend it blindly.
+  Our HTTP transport (``_SubmitGuard``) turns exactly that case into
+  ``SubmitOutcomeUnknown``, which fal_client does not catch, and we raise a
+  non-retryable ``BackendError`` saying the request may have been queued:
+  paying twice silently is worse than asking a person to check the dashboard.
+  Failures where nothing can have reached the queue (connection refused, connect
+  timeout, an incomplete write) are still retried by fal_client; an HTTP error
+  answer to a submit (429, 5xx) means the queue did not take it, so it is retried.
+- 422 → ``RequestRejected``; a content-policy rejection (``error_type`` /
+  detail ``type`` ``content_policy_violation``) → ``SafetyRejected``; neither is
+  retried. 401/403 → a non-retryable error about FAL_KEY.
+
+The key is read from ``FAL_KEY`` when generating, handed to fal_client's
+``SyncClient(key=...)`` (a field it keeps out of its repr), and never logged,
+printed, written or put into a message (server text is redacted just in case).
+The video is downloaded without the key: result URLs are public CDN links and
+the key must not travel to another host.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import random
+import re
+import subprocess
+import threading
+import time
+import uuid
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Callable, Iterator, TypeVar
+
+import fal_client
+import fal_client.client as _fc
+import httpx
+
+from ..errors import BackendError, Cancelled, RequestRejected, SafetyRejected
+from ..request import ENDPOINT_ID, GenerationRequest
+from .base import Backend, GenerateContext, GenerationResult, local_path
+
+__all__ = ["FalBackend", "SubmitOutcomeUnknown", "configure_fal_client", "fal_urls", "DEFAULT_DATA_URI_MAX_BYTES"]
+
+_log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+DEFAULT_DATA_URI_MAX_BYTES = 2 * 1024 * 1024  # bigger local media are uploaded to fal's CDN
+DEFAULT_DOWNLOAD_MAX_BYTES = 2 * 1024**3
+
+# --------------------------------------------------------------------------- where fal lives
+
+_URL_NAMES = ("RUN_URL_FORMAT", "QUEUE_URL_FORMAT", "REST_URL", "CDN_URL")
+# fal_client's values as imported (its own reading of FAL_RUN_HOST / FAL_QUEUE_RUN_HOST).
+_PRISTINE = {name: getattr(_fc, name) for name in _URL_NAMES}
+_CONFIG_LOCK = threading.Lock()
+
+
+def fal_urls(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """fal_client's URL constants as the environment asks for them now."""
+    env = os.environ if environ is None else environ
+    urls = dict(_PRISTINE)
+    run_host = env.get("FAL_RUN_HOST", "").strip()
+    queue_host = env.get("FAL_QUEUE_RUN_HOST", "").strip() or (f"queue.{run_host}" if run_host else "")
+    if run_host:
+        urls["RUN_URL_FORMAT"] = f"https://{run_host}/"
+    if queue_host:
+        urls["QUEUE_URL_FORMAT"] = f"https://{queue_host}/"
+    if env.get("COMPOSER_FAL_REST_URL", "").strip():
+        urls["REST_URL"] = env["COMPOSER_FAL_REST_URL"].strip().rstrip("/")
+    if env.get("COMPOSER_FAL_CDN_URL", "").strip():
+        urls["CDN_URL"] = env["COMPOSER_FAL_CDN_URL"].strip().rstrip("/")
+    return urls
+
+
+def configure_fal_client(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """Set fal_client's module-level URLs from the environment (see the module docstring)."""
+    urls = fal_urls(environ)
+    with _CONFIG_LOCK:
+        for name, value in urls.items():
+            if getattr(_fc, name) != value:
+                setattr(_fc, name, value)
+    return urls
+
+
+# --------------------------------------------------------------------------- submit guard
+
+
+class SubmitOutcomeUnknown(Exception):
+    """The connection broke after a submit was sent: it may have been queued and billed.
+
+    Deliberately not an ``httpx`` exception, so fal_client's retry loop lets it through.
+    """
+
+
+# Failures after which the server cannot hold a complete request: safe to send again.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.WriteError, httpx.WriteTimeout,
+             httpx.LocalProtocolError, httpx.UnsupportedProtocol, httpx.ProxyError)
+
+
+class _GuardedStream(httpx.SyncByteStream):
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self._inner
+        except httpx.TransportError as exc:
+            raise SubmitOutcomeUnknown(f"connection lost while reading the answer to a submit ({type(exc).__name__})") from exc
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class _SubmitGuard(httpx.BaseTransport):
+    """An httpx transport that refuses to let an ambiguous submit failure be retried blindly."""
+
+    def __init__(self, inner: httpx.BaseTransport, guarded_paths: frozenset[str]) -> None:
+        self._inner = inner
+        self._guarded = guarded_paths  # by path, whatever the host (fal_client may switch to a backup domain)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        guarded = request.method == "POST" and request.url.path in self._guarded
+        try:
+            response = self._inner.handle_request(request)
+        except _NOT_SENT:
+            raise
+        except httpx.TransportError as exc:
+            if guarded:
+                raise SubmitOutcomeUnknown(
+                    f"connection lost after the submit was sent ({type(exc).__name__})"
+                ) from exc
+            raise
+        if guarded:
+            response = httpx.Response(response.status_code, headers=response.headers,
+                                      stream=_GuardedStream(response.stream),
+                                      extensions=response.extensions)
+        return response
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+@dataclasses.dataclass(frozen=True)
+class _GuardedSyncClient(fal_client.SyncClient):
+    """fal_client's SyncClient, with ``_SubmitGuard`` under its usual transport."""
+
+    guarded_paths: tuple[str, ...] = ()
+
+    @cached_property
+    def _client(self) -> httpx.Client:
+        inner = _SubmitGuard(httpx.HTTPTransport(), frozenset(self.guarded_paths))
+        backup = getattr(_fc, "BackupDomainTransport", None)
+        transport = backup(transport=inner) if backup is not None else inner
+        return httpx.Client(
+            transport=transport,
+            headers={"Authorization": self._auth.header_value,
+                     "User-Agent": getattr(_fc, "USER_AGENT", "fal-client (python)")},
+            timeout=self.default_timeout,
+            follow_redirects=True,
+        )
+
+    def close(self) -> None:
+        client = self.__dict__.get("_client")
+        if client is not None:
+            client.close()
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def _fal_client_retries(response: httpx.Response | None) -> bool:
+    """Whether fal_client's own loop already retried this answer (mirrors ``_should_retry_response``)."""
+    if response is None:
+        return False
+    code = response.status_code
+    if code in (408, 409, 429):
+        return True
+    if code in (502, 503, 504) and "x-fal-request-id" not in response.headers:
+        try:
+            return "nginx" in response.text
+        except Exception:
+            return False
+    return False
+
+
+def _detail(exc: fal_client.FalClientHTTPError) -> tuple[str, list[dict[str, Any]]]:
+    """(text, field errors) of a fal error answer."""
+    items: list[dict[str, Any]] = []
+    text = ""
+    try:
+        body = exc.response.json()
+    except Exception:
+        body = None
+    detail = body.get("detail") if isinstance(body, dict) else None
+    if isinstance(detail, list):
+        items = [d for d in detail if isinstance(d, dict)]
+        parts = []
+        for d in items:
+            loc = [str(p) for p in d.get("loc", []) if p != "body"]
+            where = ".".join(loc) if loc else "request"
+            where = re.sub(r"\.(\d+)(?=\.|$)", r"[\1]", where)
+            value = d.get("input")
+            got = f" (got {value!r})" if isinstance(value, (int, float, bool)) else ""
+            parts.append(f"{where}: {d.get('msg', d.get('type', 'invalid'))}{got}")
+        text = "; ".join(parts)
+    elif isinstance(detail, str):
+        text = detail
+    if not text:
+        text = (str(exc) or exc.response.reason_phrase or "")[:500]
+    return text, items
+
+
+class FalBackend(Backend):
+    """Generates each segment with fal's LTX-Video 13B distilled multiconditioning endpoint."""
+
+    name = "fal"
+    version = "1"
+    paid = True
+
+    def __init__(
+        self,
+        endpoint_id: str = ENDPOINT_ID,
+        *,
+        retries: int = 4,
+        base_delay: float = 1.0,
+        max_delay: float = 30.0,
+        jitter: bool = True,
+        poll_interval: float = 1.0,
+        max_wait: float | None = None,
+        timeout: float = 120.0,
+        data_uri_max_bytes: int = DEFAULT_DATA_URI_MAX_BYTES,
+        download_max_bytes: int = DEFAULT_DOWNLOAD_MAX_BYTES,
+        download_retries: int = 3,
+        verify_output: bool = True,
+    ) -> None:
+        self.endpoint_id = endpoint_id
+        self.retries = max(0, int(retries))
+        self.base_delay = float(base_delay)
+        self.max_delay = float(max_delay)
+        self.jitter = jitter
+        self.poll_interval = float(poll_interval)
+        self.max_wait = max_wait
+        self.timeout = float(timeout)
+        self.data_uri_max_bytes = int(data_uri_max_bytes)
+        self.download_max_bytes = int(download_max_bytes)
+        self.download_retries = max(0, int(download_retries))
+        self.verify_output = verify_output
+        self._uploads: dict[tuple, str] = {}  # (file, size, mtime, storage hosts) → URL, for this backend's life
+        self._upload_locks: dict[tuple, threading.Lock] = {}
+        self._uploads_lock = threading.Lock()
+
+    def backoff(self, attempt: int) -> float:
+        """Delay before retry number ``attempt`` (0-based): exponential, capped, with jitter."""
+        delay = min(self.max_delay, self.base_delay * (2**attempt))
+        if self.jitter:
+            delay *= random.uniform(0.5, 1.5)
+        return min(delay, self.max_delay)
+
+    def generate(self, request: GenerationRequest, workdir: Path, ctx: GenerateContext | None = None) -> GenerationResult:
+        key = os.environ.get("FAL_KEY", "").strip()
+        ctx = ctx or GenerateContext()
+        if not key:
+            raise BackendError(
+                "FAL_KEY is not set: export your fal API key (https://fal.ai/dashboard/keys) to use the fal backend",
+                segment=ctx.label or None, retryable=False)
+        run = _Run(self, request, Path(workdir), ctx, key)
+        try:
+            return run.execute()
+        finally:
+            run.close()
+
+    def close(self) -> None:
+        with self._uploads_lock:
+            self._uploads.clear()
+            self._upload_locks.clear()
+
+
+class _Gone(Exception):
+    """The server does not know the request id (unknown or expired)."""
+
+
+class _Run:
+    """One ``generate`` call's state."""
+
+    def __init__(self, backend: FalBackend, request: GenerationRequest, workdir: Path, ctx: GenerateContext, key: str):
+        self.b = backend
+        self.request = request
+        self.workdir = workdir
+        self.ctx = ctx
+        self._key = key
+        self.segment = ctx.label or None
+        self.request_id: str | None = None
+        self.client: _GuardedSyncClient | None = None
+        self._seen_logs: set[tuple] = set()
+
+    # ------------------------------------------------------------------ helpers
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+
+    def redact(self, text: str) -> str:
+        return text.replace(self._key, "[FAL_KEY]") if self._key else text
+
+    def error(self, cls: type[BackendError], message: str, *, retryable: bool) -> BackendError:
+        if self.request_id:
+            message = f"{message} [fal request {self.request_id}]"
+        return cls(self.redact(message), segment=self.segment, retryable=retryable)
+
+    def cancelled(self) -> bool:
+        return bool(self.ctx.cancelled and self.ctx.cancelled())
+
+    def sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if self.cancelled():
+                return
+            time.sleep(min(left, 0.05))
+
+    def cancel_and_raise(self, handle: Any | None) -> None:
+        if handle is not None:
+            try:
+                handle.cancel()
+                self.ctx.emit("log", f"cancelled fal request {handle.request_id}")
+            except Exception as exc:  # best effort: the scheduler stops either way
+                _log.debug("cancelling fal request %s failed: %s", handle.request_id, type(exc).__name__)
+        where = f"; fal request {self.request_id} cancelled" if self.request_id else ""
+        raise Cancelled(f"{self.segment + ': ' if self.segment else ''}cancelled{where}")
+
+    def classify(self, exc: fal_client.FalClientHTTPError, stage: str) -> BackendError:
+        code = exc.status_code
+        text, items = _detail(exc)
+        headers = {k.lower(): v for k, v in (exc.response_headers or {}).items()}
+        types = {str(d.get("type")) for d in items}
+        error_type = exc.error_type or headers.get("x-fal-error-type")
+        if error_type == "content_policy_violation" or "content_policy_violation" in types:
+            fields = sorted({".".join(str(p) for p in d.get("loc", []) if p != "body") for d in items
+                             if d.get("type") == "content_policy_violation"} - {""})
+            what = f" ({', '.join(fields)})" if fields else ""
+            return self.error(SafetyRejected, f"fal's safety checker rejected the request{what}: {text}", retryable=False)
+        if code == 422 or (code == 400 and stage in ("submit", "run")):
+            return self.error(RequestRejected, f"fal refused the request as invalid (HTTP {code}): {text}", retryable=False)
+        if code in (401, 403):
+            return self.error(BackendError, f"fal refused the credentials (HTTP {code}): check FAL_KEY", retryable=False)
+        if code == 404 and stage == "submit":
+            return self.error(BackendError, f"fal does not know the endpoint {self.b.endpoint_id!r} (HTTP 404)",
+                              retryable=False)
+        if code == 429:
+            return self.error(BackendError, f"fal rate limit (HTTP 429) at {stage}, after fal_client's own retries",
+                              retryable=True)
+        if code >= 500:
+            kind = f" {error_type}" if error_type else ""
+            retryable = headers.get("x-fal-retryable", "true").lower() != "false"
+            return self.error(BackendError, f"fal server error (HTTP {code}{kind}) at {stage}: {text}",
+                              retryable=retryable)
+        return self.error(BackendError, f"fal answered HTTP {code} at {stage}: {text}", retryable=False)
+
+    def call(self, stage: str, fn: Callable[[], T], *, handle: Any | None = None, gone_ok: bool = False) -> T:
+        """Run one fal_client call, retrying only what fal_client does not retry itself."""
+        attempt = 0
+        while True:
+            try:
+                return fn()
+            except SubmitOutcomeUnknown as exc:
+                raise self.error(
+                    BackendError,
+                    f"{exc}; the request may have been queued (and billed) on fal with its id lost, so it was not "
+                    "resubmitted automatically. Check https://fal.ai/dashboard/requests before rendering again",
+                    retryable=False) from exc
+            except fal_client.FalClientHTTPError as exc:
+                if gone_ok and exc.status_code in (404, 410):
+                    raise _Gone() from exc
+                err = self.classify(exc, stage)
+                if (err.retryable and exc.status_code >= 500 and not _fal_client_retries(exc.response)
+                        and attempt < self.b.retries):
+                    delay = self.b.backoff(attempt)
+                    attempt += 1
+                    self.ctx.emit("retry", f"{stage}: HTTP {exc.status_code}; retry {attempt}/{self.b.retries} in "
+                                           f"{delay:.2f}s", stage=stage, attempt=attempt, delay=delay,
+                                  status=exc.status_code)
+                    _log.debug("fal %s: HTTP %s, retry %d in %.2fs", stage, exc.status_code, attempt, delay)
+                    self.sleep(delay)
+                    if self.cancelled():
+                        self.cancel_and_raise(handle)
+                    continue
+                raise err from exc
+            except (httpx.TransportError, httpx.TimeoutException) as exc:
+                raise self.error(
+                    BackendError,
+                    f"cannot reach fal at {stage} ({type(exc).__name__}) after fal_client's own retries",
+                    retryable=True) from exc
+            except fal_client.FalClientError as exc:
+                raise self.error(BackendError, f"fal_client failed at {stage}: {type(exc).__name__}",
+                                 retryable=True) from exc
+
+    # ------------------------------------------------------------------ the flow
+
+    def execute(self) -> GenerationResult:
+        if self.cancelled():
+            self.cancel_and_raise(None)
+        configure_fal_client()
+        submit_path = httpx.URL(_fc.QUEUE_URL_FORMAT + self.b.endpoint_id).path
+        self.client = _GuardedSyncClient(key=self._key, default_timeout=self.b.timeout, guarded_paths=(submit_path,))
+        handle, status = None, None
+        if self.ctx.resume_request_id:
+            handle, status = self.reattach(self.ctx.resume_request_id)
+        if handle is None:
+            handle = self.submit()
+        result = self.wait(handle, status)
+        video = result.get("video") if isinstance(result, dict) else None
+        url = video.get("url") if isinstance(video, dict) else None
+        if not isinstance(url, str) or not url:
+            raise self.error(BackendError, "fal's result has no video URL", retryable=False)
+        dest = self.workdir / f"fal-{handle.request_id}.mp4"
+        self.download_and_verify(url, dest)
+        seed = result.get("seed")
+        return GenerationResult(path=dest, request_id=handle.request_id, cost_usd=self.request.cost_usd(),
+                                seed=seed if isinstance(seed, int) else None)
+
+    def reattach(self, request_id: str) -> tuple[Any | None, Any]:
+        """A handle on a request an earlier run submitted, or (None, None) when it must be submitted anew."""
+        handle = self.client.get_handle(self.b.endpoint_id, request_id)
+        try:
+            status = self.call("status", lambda: handle.status(with_logs=True), handle=handle, gone_ok=True)
+        except _Gone:
+            self.ctx.emit("log", f"fal request {request_id} is unknown or expired; submitting anew")
+            return None, None
+        self.request_id = request_id
+        if isinstance(status, fal_client.Completed) and status.error:
+            if status.error_type != "content_policy_violation" and not self._deterministic_failure(handle):
+                # A request that failed on fal's side (fal does not bill those) or was cancelled
+                # will fail the same way when fetched again: make a new one.
+                self.ctx.emit("log", f"fal request {request_id} had failed ({status.error_type or status.error}); "
+                                     "submitting anew")
+                self.request_id = None
+                return None, None
+        self.ctx.emit("log", f"re-attached to fal request {request_id}")
+        return handle, status
+
+    def _deterministic_failure(self, handle: Any) -> bool:
+        """Whether a failed request's result is a rejection (4xx) rather than a server failure."""
+        try:
+            handle.get()
+        except fal_client.FalClientHTTPError as exc:
+            return 400 <= exc.status_code < 500 and exc.status_code not in (408, 429, 499) and (
+                exc.error_type != "client_cancelled")
+        except Exception:
+            return False
+        return False
+
+    def submit(self) -> Any:
+        body = self.prepare_body()
+        if self.cancelled():
+            self.cancel_and_raise(None)
+        handle = self.call("submit", lambda: self.client.submit(self.b.endpoint_id, body))
+        self.request_id = handle.request_id
+        _log.debug("fal request %s submitted for %s", handle.request_id, self.segment or "a segment")
+        if self.ctx.on_submitted is not None:
+            self.ctx.on_submitted(handle.request_id)
+        self.ctx.emit("submitted", f"fal request {handle.request_id}", request_id=handle.request_id)
+        return handle
+
+    def wait(self, handle: Any, status: Any = None) -> dict[str, Any]:
+        started = time.monotonic()
+        last_position = None
+        while True:
+            if self.cancelled():
+                self.cancel_and_raise(handle)
+            if status is None:
+                status = self.call("status", lambda: handle.status(with_logs=True), handle=handle)
+            if isinstance(status, fal_client.Queued):
+                if status.position != last_position:
+                    last_position = status.position
+                    self.ctx.emit("queued", f"queue position {status.position}", position=status.position)
+            else:
+                self.emit_logs(getattr(status, "logs", None))
+            if isinstance(status, fal_client.Completed):
+                if status.error:
+                    self.raise_failed(handle, status)
+                break
+            if self.b.max_wait is not None and time.monotonic() - started > self.b.max_wait:
+                raise self.error(BackendError, f"fal request not finished after {self.b.max_wait:.0f}s",
+                                 retryable=True)
+            self.sleep(self.b.poll_interval)
+            status = None
+        return self.call("result", handle.get, handle=handle)
+
+    def emit_logs(self, logs: list[dict[str, Any]] | None) -> None:
+        for entry in logs or []:
+            if not isinstance(entry, dict):
+                continue
+            key = (entry.get("timestamp"), entry.get("message"))
+            if key in self._seen_logs:
+                continue
+            self._seen_logs.add(key)
+            self.ctx.emit("log", self.redact(str(entry.get("message", ""))), level=entry.get("level"))
+
+    def raise_failed(self, handle: Any, status: Any) -> None:
+        """A request that completed with an error: fetch its result once for the details, then raise."""
+        try:
+            handle.get()
+        except fal_client.FalClientHTTPError as exc:
+            raise self.classify(exc, "result") from exc
+        except Exception:
+            pass
+        text = f"{status.error}" + (f" ({status.error_type})" if status.error_type else "")
+        if status.error_type == "content_policy_violation":
+            raise self.error(SafetyRejected, f"fal's safety checker rejected the request: {text}", retryable=False)
+        raise self.error(BackendError, f"fal request failed: {text}", retryable=True)
+
+    # ------------------------------------------------------------------ media
+
+    def prepare_body(self) -> dict[str, Any]:
+        body = self.request.to_endpoint_json()
+        for group, key in (("images", "image_url"), ("videos", "video_url")):
+            for i, item in enumerate(body.get(group) or []):
+                item[key] = self.media_url(item[key], f"{group}[{i}].{key}")
+        return body
+
+    def media_url(self, url: str, where: str) -> str:
+        path = local_path(url)
+        if path is None:  # https:// or data: already: fal reads it
+            return url
+        if not path.is_file():
+            raise self.error(BackendError, f"conditioning media {where} not found: {path}", retryable=False)
+        size = path.stat().st_size
+        if size <= self.b.data_uri_max_bytes:
+            return fal_client.encode_file(path)
+        return self.upload(path, size, where)
+
+    def upload(self, path: Path, size: int, where: str) -> str:
+        stat = path.stat()
+        cache_key = (str(path.resolve()), size, stat.st_mtime_ns, _fc.CDN_URL, _fc.REST_URL)
+        with self.b._uploads_lock:  # one upload per file, even when chains race for the same keyframe
+            file_lock = self.b._upload_locks.setdefault(cache_key, threading.Lock())
+        with file_lock:
+            with self.b._uploads_lock:
+                cached = self.b._uploads.get(cache_key)
+            if cached:
+                return cached
+            url = self.call("upload", lambda: self.client.upload_file(path))
+            with self.b._uploads_lock:
+                self.b._uploads[cache_key] = url
+        self.ctx.emit("log", f"uploaded {where} ({size / 1e6:.1f} MB) to fal storage")
+        return url
+
+    # ------------------------------------------------------------------ download
+
+    def download_and_verify(self, url: str, dest: Path) -> None:
+        attempt = 0
+        while True:
+            try:
+                self.download(url, dest)
+                if self.b.verify_output:
+                    self.verify(dest)
+                return
+            except _DownloadFailed as exc:
+                dest.unlink(missing_ok=True)
+                if not exc.retryable or attempt >= self.b.download_retries:
+                    raise self.error(BackendError, f"downloading the result video failed: {exc}",
+                                     retryable=exc.retryable) from exc
+                delay = self.b.backoff(attempt)
+                attempt += 1
+                self.ctx.emit("retry", f"download: {exc}; retry {attempt}/{self.b.download_retries} in {delay:.2f}s",
+                              stage="download", attempt=attempt, delay=delay)
+                self.sleep(delay)
+
+    def download(self, url: str, dest: Path) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
+        limit = self.b.download_max_bytes
+        try:
+            # No Authorization header: the key is for fal's API, not for whatever host serves the file.
+            with httpx.Client(timeout=httpx.Timeout(self.b.timeout, connect=30.0), follow_redirects=True) as http:
+                with http.stream("GET", url) as response:
+                    if response.status_code != 200:
+                        raise _DownloadFailed(f"HTTP {response.status_code}",
+                                              retryable=response.status_code >= 500 or response.status_code == 429)
+                    length = response.headers.get("Content-Length")
+                    expected = int(length) if length and length.isdigit() else None
+                    if expected is not None and expected > limit:
+                        raise _DownloadFailed(f"the video is {expected} bytes, over the {limit}-byte limit",
+                                              retryable=False)
+                    written = 0
+                    with open(tmp, "wb") as f:
+                        try:
+                            for chunk in response.iter_bytes():
+                                written += len(chunk)
+                                if written > limit:
+                                    raise _DownloadFailed(f"the video is over the {limit}-byte limit",
+                                                          retryable=False)
+                                f.write(chunk)
+                        except httpx.TransportError as exc:
+                            raise _DownloadFailed(
+                                f"truncated: the connection ended after {response.num_bytes_downloaded} of "
+                                f"{expected if expected is not None else 'unknown'} bytes ({type(exc).__name__})",
+                                retryable=True) from exc
+                        f.flush()
+                        os.fsync(f.fileno())
+                    if expected is not None and response.num_bytes_downloaded != expected:
+                        raise _DownloadFailed(
+                            f"truncated: got {response.num_bytes_downloaded} of {expected} bytes", retryable=True)
+            if written == 0:
+                raise _DownloadFailed("empty file", retryable=True)
+            os.replace(tmp, dest)
+        except httpx.HTTPError as exc:
+            raise _DownloadFailed(f"transfer failed ({type(exc).__name__}: {exc})", retryable=True) from exc
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def verify(self, path: Path) -> None:
+        try:
+            frames, width, height = probe_video(path)
+        except _CorruptVideo as exc:
+            raise _DownloadFailed(f"the downloaded video does not decode ({exc}); truncated or corrupt",
+                                  retryable=True) from exc
+        want = self.request.num_frames
+        if frames != want:
+            raise _DownloadFailed(f"the video has {frames} frames, {want} were requested", retryable=False)
+        expected_size = self.request.size()
+        if width and height and (width, height) != expected_size:
+            self.ctx.emit("log", f"fal returned {width}x{height}, expected {expected_size[0]}x{expected_size[1]}",
+                          width=width, height=height)
+
+
+class _DownloadFailed(Exception):
+    def __init__(self, message: str, *, retryable: bool):
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class _CorruptVideo(Exception):
+    pass
+
+
+_VIDEO_SIZE = re.compile(r"Video:.*?,\s(\d{2,5})x(\d{2,5})[\s,\[]")
+
+
+def probe_video(path: Path) -> tuple[int, int | None, int | None]:
+    """(frame count, width, height) of a video file; ``_CorruptVideo`` when it is truncated or does not decode.
+
+    Uses ``composer.media.probe`` (a stream-copy pass with ``-xerror``: it catches
+    truncation, the one way a TLS download can go wrong) and falls back to a full
+    decoding pass with imageio-ffmpeg's binary where that module is unavailable.
+    """
+    try:
+        from ..media.probe import probe as media_probe
+    except ImportError:
+        media_probe = None
+    if callable(media_probe):
+        from ..errors import MediaError
+
+        try:
+            info = media_probe(path)
+        except MediaError as exc:
+            raise _CorruptVideo(str(exc)) from exc
+        return info.num_frames, info.width, info.height
+
+    import imageio_ffmpeg
+
+    # One decoding pass: stream info (size) on stderr, frame counts on stdout, -xerror makes damage fatal.
+    run = subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-xerror", "-i", str(path), "-map", "0:v:0",
+         "-f", "null", "-progress", "pipe:1", "-"],
+        capture_output=True, text=True, errors="replace")
+    match = _VIDEO_SIZE.search(run.stderr)
+    width, height = (int(match.group(1)), int(match.group(2))) if match else (None, None)
+    if run.returncode != 0 or match is None:
+        lines = [ln.strip() for ln in run.stderr.splitlines() if ln.strip()]
+        telling = [ln for ln in lines if re.search(r"invalid|corrupt|error|truncat|partial|moov", ln, re.I)]
+        raise _CorruptVideo((telling or lines or [f"ffmpeg exit status {run.returncode}"])[0][:200])
+    frames = [int(m) for m in re.findall(r"^frame=(\d+)", run.stdout, re.M)]
+    return (frames[-1] if frames else 0), width, height

@@ -1,0 +1,283 @@
+"""Run a RenderPlan's segments against a backend: a chain's segments in order,
+independent chains concurrently, every result through the segment cache.
+
+Paid requests are journalled at submit and written to the cost ledger; a budget
+stops before a request would cross it; a failure stops only its own chain.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..backends.base import Backend, BackendEvent, GenerateContext, file_url
+from ..errors import BudgetExceeded, Cancelled, ComposerError, MediaError
+from ..plan import PlannedSegment, RenderPlan
+from ..request import GenerationRequest
+from ..storyboard.models import Storyboard
+from .cache import SegmentCache, file_sha256, segment_key
+from .events import (
+    CostIncurred,
+    Event,
+    SegmentDone,
+    SegmentFailed,
+    SegmentLog,
+    SegmentQueued,
+    SegmentStarted,
+)
+
+
+@dataclass
+class SegmentOutcome:
+    index: int
+    key: str | None = None
+    status: str = "pending"  # cached | generated | failed | skipped | pending
+    video: Path | None = None
+    request_id: str | None = None
+    seconds: float = 0.0
+    cost_usd: float = 0.0
+    error: str | None = None
+    seed: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("cached", "generated")
+
+
+@dataclass
+class Budget:
+    """Money this run may still spend; requests in flight count against it."""
+
+    limit_usd: float | None
+    spent_usd: float = 0.0
+    reserved_usd: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def reserve(self, cost: float, label: str) -> None:
+        with self._lock:
+            if self.limit_usd is not None and self.spent_usd + self.reserved_usd + cost > self.limit_usd + 1e-9:
+                raise BudgetExceeded(
+                    f"{label}: starting it (${cost:.2f}) would cross --max-cost ${self.limit_usd:.2f} "
+                    f"(spent ${self.spent_usd:.2f}, in flight ${self.reserved_usd:.2f})"
+                )
+            self.reserved_usd += cost
+
+    def settle(self, cost: float, paid: bool) -> None:
+        with self._lock:
+            self.reserved_usd -= cost
+            if paid:
+                self.spent_usd += cost
+
+
+class MediaResolver:
+    """Keys and local files for a segment's conditioning media (fitted keyframes)."""
+
+    def __init__(self, board: Storyboard, plan: RenderPlan, cache: SegmentCache):
+        self.board, self.plan, self.cache = board, plan, cache
+        self._hashes: dict[Path, str] = {}
+        self._lock = threading.Lock()
+
+    def image_hash(self, source: str) -> str:
+        path = self.board.resolve(source)
+        with self._lock:
+            if path not in self._hashes:
+                try:
+                    self._hashes[path] = file_sha256(path)
+                except OSError as exc:
+                    raise MediaError(f"cannot read keyframe image {source}: {exc}") from None
+            return self._hashes[path]
+
+    def media_hashes(self, seg: PlannedSegment) -> list[str]:
+        return [f"{self.image_hash(c.source)}:{c.fit}" for c in seg.conditioning if c.kind == "image"]
+
+    def fitted_image(self, source: str, fit: str) -> Path:
+        from ..media import fit_image, load_image, save_image
+
+        name = f"{self.image_hash(source)[:24]}-{fit}-{self.plan.width}x{self.plan.height}.png"
+        out = self.cache.media_path(name)
+        if not out.exists():
+            img = fit_image(load_image(self.board.resolve(source)), self.plan.width, self.plan.height, fit)
+            tmp = out.with_name(f".{name}.{threading.get_ident()}.png")
+            save_image(img, tmp)
+            tmp.replace(out)
+        return out
+
+
+def compute_keys(plan: RenderPlan, board: Storyboard, backend: Backend, media: MediaResolver) -> dict[int, str]:
+    """Every segment's cache key, in plan order (a parent's key before its children's)."""
+    keys: dict[int, str] = {}
+    for seg in plan.segments:
+        req = seg.generation_request()
+        keys[seg.index] = segment_key(
+            backend=backend.identity(),
+            request_without_urls=req.without_urls(),
+            media_hashes=media.media_hashes(seg),
+            parent_key=keys[seg.depends_on] if seg.depends_on is not None else None,
+            overlap={"frames": seg.overlap, "strength": board.defaults.segment.overlap_strength, "tail": "raw"},
+        )
+    return keys
+
+
+class Scheduler:
+    """Renders every segment of a plan that is not in the cache."""
+
+    def __init__(self, plan: RenderPlan, board: Storyboard, backend: Backend, cache: SegmentCache, *,
+                 workdir: Path, jobs: int = 2, max_cost: float | None = None,
+                 on_event: Callable[[Event], None] | None = None, cancel: threading.Event | None = None,
+                 only: set[int] | None = None):
+        self.plan, self.board, self.backend, self.cache = plan, board, backend, cache
+        self.workdir = Path(workdir)
+        self.jobs = max(1, jobs)
+        self.budget = Budget(max_cost)
+        self.emit = on_event or (lambda e: None)
+        self.cancel = cancel or threading.Event()
+        self.media = MediaResolver(board, plan, cache)
+        self.keys = compute_keys(plan, board, backend, self.media)
+        self.only = only  # segments needed (a partial render); None = all
+        self.outcomes: dict[int, SegmentOutcome] = {s.index: SegmentOutcome(s.index, self.keys[s.index]) for s in plan.segments}
+
+    def cached(self) -> dict[int, bool]:
+        return {i: self.cache.has(k) for i, k in self.keys.items()}
+
+    def run(self) -> dict[int, SegmentOutcome]:
+        chains = [[self.plan.segments[i] for i in c.segments] for c in self.plan.chains]
+        if self.only is not None:
+            chains = [[s for s in ch if s.index in self.only] for ch in chains]
+            chains = [ch for ch in chains if ch]
+        for ch in chains:
+            for s in ch:
+                self.emit(SegmentQueued(s.index, s.label))
+        if self.jobs == 1 or len(chains) == 1:
+            for ch in chains:
+                self._run_chain(ch)
+        else:
+            with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="chain") as pool:
+                list(pool.map(self._run_chain, chains))
+        return self.outcomes
+
+    def _run_chain(self, chain: list[PlannedSegment]) -> None:
+        broken: str | None = None
+        for seg in chain:
+            out = self.outcomes[seg.index]
+            if broken is not None or self.cancel.is_set():
+                out.status, out.error = "skipped", broken or "cancelled"
+                self.emit(SegmentFailed(seg.index, seg.label, out.error, skipped=True))
+                continue
+            try:
+                self._run_segment(seg, out)
+            except ComposerError as exc:
+                out.status, out.error = "failed", str(exc)
+                broken = f"not rendered: {seg.label} failed"
+                self.emit(SegmentFailed(seg.index, seg.label, str(exc)))
+            except Exception as exc:  # a bug must not lose the other chains' work
+                out.status, out.error = "failed", f"internal error: {exc!r}"
+                broken = f"not rendered: {seg.label} failed"
+                self.emit(SegmentFailed(seg.index, seg.label, out.error + "\n" + traceback.format_exc()))
+
+    def _run_segment(self, seg: PlannedSegment, out: SegmentOutcome) -> None:
+        key = self.keys[seg.index]
+        started = time.monotonic()
+        entry = self.cache.get(key)
+        if entry is not None:
+            out.status, out.video, out.request_id = "cached", entry.video, entry.meta.get("request_id")
+            out.seed = entry.meta.get("seed")
+            self.emit(SegmentDone(seg.index, seg.label, cached=True, seconds=0.0, request_id=out.request_id))
+            return
+        if self.cancel.is_set():
+            raise Cancelled("cancelled")
+        self.emit(SegmentStarted(seg.index, seg.label))
+        request = self._materialise(seg)
+        cost = request.cost_usd() if self.backend.paid else 0.0
+        journal = self.cache.journal_get(key) if self.backend.paid else None
+        resume_id = journal.get("request_id") if journal else None
+        # re-attaching to a request already paid for costs nothing new
+        cost_reserved = cost if resume_id is None else 0.0
+        self.budget.reserve(cost_reserved, seg.label)
+
+        def on_submitted(request_id: str) -> None:
+            self.cache.journal_put(key, {"request_id": request_id, "backend": self.backend.identity(),
+                                         "segment": seg.index, "scene": seg.scene, "submitted_at": time.time()})
+
+        ctx = GenerateContext(
+            label=seg.label,
+            on_event=lambda ev: self._backend_event(seg, ev),
+            on_submitted=on_submitted,
+            resume_request_id=resume_id,
+            cancelled=self.cancel.is_set,
+        )
+        segdir = self.workdir / f"seg{seg.index:04d}"
+        segdir.mkdir(parents=True, exist_ok=True)
+        try:
+            result = self.backend.generate(request, segdir, ctx)
+        except BaseException:
+            self.budget.settle(cost_reserved, paid=False)
+            raise
+        self.budget.settle(cost_reserved, paid=True)
+        self._check_output(seg, result.path)
+        paid = cost if (self.backend.paid and result.request_id) else 0.0  # what this segment cost, ever
+        entry = self.cache.put(key, result.path, {
+            "segment": seg.index, "scene": seg.scene, "backend": self.backend.identity(),
+            "request_id": result.request_id, "seed": result.seed if result.seed is not None else seg.seed,
+            "num_frames": seg.num_frames, "cost_usd": paid,
+        })
+        newly_paid = bool(self.backend.paid and result.request_id and result.request_id != resume_id)
+        if self.backend.paid and result.request_id:
+            if newly_paid:
+                self.cache.ledger_append({"request_id": result.request_id, "segment": seg.index, "scene": seg.scene,
+                                          "key": key, "cost_usd": cost, "backend": self.backend.identity()})
+                self.emit(CostIncurred(seg.index, cost, self.budget.spent_usd))
+            self.cache.journal_clear(key)
+        out.status, out.video, out.request_id = "generated", entry.video, result.request_id
+        out.seconds = time.monotonic() - started
+        out.cost_usd = cost if newly_paid else 0.0
+        out.seed = entry.meta.get("seed")
+        self.emit(SegmentDone(seg.index, seg.label, cached=False, seconds=out.seconds, cost_usd=out.cost_usd,
+                              request_id=result.request_id))
+
+    def _backend_event(self, seg: PlannedSegment, ev: BackendEvent) -> None:
+        self.emit(SegmentLog(seg.index, ev.kind, ev.message, dict(ev.data)))
+
+    def _materialise(self, seg: PlannedSegment) -> GenerationRequest:
+        """The segment's request with its media as local file:// URLs."""
+        body: dict[str, Any] = dict(seg.request)
+        images = [dict(i) for i in body.get("images", [])]
+        videos = [dict(v) for v in body.get("videos", [])]
+        image_conds = [c for c in seg.conditioning if c.kind == "image"]
+        by_url = {f"keyframe:{c.scene}/{c.keyframe}": c for c in image_conds}
+        for item in images:
+            c = by_url[item["image_url"]]
+            item["image_url"] = file_url(self.media.fitted_image(c.source, c.fit or "cover"))
+        for item in videos:
+            parent = int(item["video_url"].split(":", 1)[1])
+            item["video_url"] = file_url(self._tail_clip(parent, seg.overlap))
+        body["images"], body["videos"] = images, videos
+        return GenerationRequest.model_validate(body)
+
+    def _tail_clip(self, parent: int, frames: int) -> Path:
+        """The last ``frames`` frames of the parent's actual output, as a small MP4."""
+        from ..media import read_frames, write_clip
+
+        src = self.outcomes[parent].video
+        if src is None:
+            raise MediaError(f"segment {parent} has no video to condition on")
+        out = self.workdir / f"tail{parent:04d}x{frames}.mp4"
+        if not out.exists():
+            n = self.plan.segments[parent].num_frames
+            clip = read_frames(src, start=n - frames, count=frames)
+            if len(clip) != frames:
+                raise MediaError(f"segment {parent}: expected {frames} tail frames, decoded {len(clip)}")
+            tmp = out.with_name(f".{out.stem}.partial.mp4")
+            write_clip(clip, tmp, self.plan.fps)
+            tmp.replace(out)
+        return out
+
+    def _check_output(self, seg: PlannedSegment, path: Path) -> None:
+        from ..media import probe
+
+        info = probe(path)
+        if info.num_frames != seg.num_frames:
+            raise MediaError(f"{seg.label}: backend returned {info.num_frames} frames, expected {seg.num_frames}")
