@@ -13,9 +13,9 @@ from typing import Any, Callable
 
 import click
 
-from . import __version__
-from .errors import ComposerError, StoryboardError
-from .timecode import format_frames
+from .. import __version__
+from ..errors import ComposerError, StoryboardError
+from ..timecode import format_frames
 
 
 def _fail(exc: ComposerError) -> None:
@@ -54,8 +54,8 @@ def main() -> None:
 @handle_errors
 def validate(boards: tuple[Path, ...]) -> None:
     """Check storyboards; print every problem as file:line:col: message."""
-    from .plan import plan
-    from .storyboard import load
+    from ..plan import plan
+    from ..storyboard import load
 
     failed: list[StoryboardError] = []
     for path in boards:
@@ -91,9 +91,9 @@ def backend_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _cached_map(board_obj: Any, p: Any, backend_name: str, cache_dir: Path | None) -> dict[int, bool]:
-    from .backends import get_backend
-    from .render.cache import SegmentCache
-    from .render.scheduler import MediaResolver, compute_keys
+    from ..backends import get_backend
+    from ..render.cache import SegmentCache
+    from ..render.scheduler import MediaResolver, compute_keys
 
     cache = SegmentCache(cache_dir)
     backend = get_backend(backend_name)
@@ -109,8 +109,8 @@ def _cached_map(board_obj: Any, p: Any, backend_name: str, cache_dir: Path | Non
 @handle_errors
 def plan_cmd(board: Path, as_json: bool, backend: str, cache_dir: Path | None) -> None:
     """Show the segments a render will generate, what it costs and how long the critical path is."""
-    from .plan import plan
-    from .storyboard import load
+    from ..plan import plan
+    from ..storyboard import load
 
     b = load(board)
     p = plan(b)
@@ -136,10 +136,10 @@ def plan_cmd(board: Path, as_json: bool, backend: str, cache_dir: Path | None) -
 def render(board: Path, output: Path, backend: str, cache_dir: Path | None, jobs: int, max_cost: float | None,
            retries: int, codec: str, drift: float | None, dry_run: bool, quiet: bool) -> None:
     """Render BOARD into one film, reusing every segment already in the cache."""
-    from .plan import plan
-    from .render import render as run_render
-    from .render.progress import Progress
-    from .storyboard import load
+    from ..plan import plan
+    from ..render import render as run_render
+    from ..render.progress import Progress
+    from ..storyboard import load
 
     b = load(board)
     if dry_run:
@@ -174,7 +174,7 @@ def cache() -> None:
 @handle_errors
 def cache_info(cache_dir: Path | None) -> None:
     """Where the cache is, how big, what was paid, what is in flight."""
-    from .render.cache import SegmentCache
+    from ..render.cache import SegmentCache
 
     info = SegmentCache(cache_dir).info()
     click.echo(f"cache: {info['root']}")
@@ -191,7 +191,7 @@ def cache_info(cache_dir: Path | None) -> None:
 @handle_errors
 def cache_prune(cache_dir: Path | None, older_than: float | None, max_size: float | None, everything: bool) -> None:
     """Remove cached segments (the ledger of paid requests is kept)."""
-    from .render.cache import SegmentCache
+    from ..render.cache import SegmentCache
 
     if not (older_than or max_size or everything):
         raise click.UsageError("say what to prune: --older-than DAYS, --max-size MB or --all")
@@ -251,12 +251,15 @@ def render_plan_table(p: Any, cached: dict[int, bool] | None = None) -> str:
 @click.option("--indent", default=2, show_default=True)
 def schema(indent: int) -> None:
     """Print the storyboard JSON Schema (for editors' validation and completion)."""
-    from .storyboard import Storyboard
+    from ..storyboard import Storyboard
 
     doc = Storyboard.model_json_schema()
     doc = {"$schema": "https://json-schema.org/draft/2020-12/schema", **doc, "title": "composer storyboard"}
     click.echo(json.dumps(doc, indent=indent))
 
+
+# Commands that live in their own modules register themselves on `main`.
+from . import fal_commands  # noqa: E402,F401
 
 if __name__ == "__main__":  # pragma: no cover
     main()
