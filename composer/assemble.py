@@ -109,28 +109,38 @@ def _chain_frames(chain: PlannedChain, plan: RenderPlan, videos: dict[int, Path]
 
 
 def film_frames(plan: RenderPlan, videos: dict[int, Path], spec: ColourSpec,
-                records: dict[int, dict[str, Any]]) -> Iterator[np.ndarray]:
-    """Every frame of the film in order, chains dissolving where they overlap."""
-    previous: Iterator[np.ndarray] | None = None
-    for c, chain in enumerate(plan.chains):
-        frames = _chain_frames(chain, plan, videos, spec, records)
-        start = chain.start_frame
-        if previous is not None and chain.fade_in:
-            for k in range(chain.fade_in):
-                t = (k + 0.5) / chain.fade_in
-                a, b = next(previous), next(frames)
-                yield cv2.addWeighted(a, 1.0 - t, b, t, 0.0)
-            start += chain.fade_in
-        if previous is not None:
-            for _ in previous:  # drain (normally empty): closes its reader
-                pass
-        end = plan.chains[c + 1].start_frame if c + 1 < len(plan.chains) else chain.end_frame
-        for _ in range(end - start):
-            yield next(frames)
-        previous = frames
-    if previous is not None:
-        for _ in previous:
-            pass
+                records: dict[int, dict[str, Any]], start: int = 0, end: int | None = None) -> Iterator[np.ndarray]:
+    """Film frames ``start``..``end-1`` in order, chains dissolving where they overlap.
+
+    A chain is streamed from its own start even when ``start`` falls later, so a
+    partial render shows exactly the colours of the full film.
+    """
+    end = plan.total_frames if end is None else end
+    open_chains: dict[int, tuple[Iterator[np.ndarray], list[int]]] = {}
+    try:
+        for f in range(start, end):
+            covering = [c for c in plan.chains if c.start_frame <= f < c.end_frame]
+            frames = []
+            for chain in covering:
+                if chain.index not in open_chains:
+                    open_chains[chain.index] = (_chain_frames(chain, plan, videos, spec, records), [chain.start_frame])
+                it, pos = open_chains[chain.index]
+                while pos[0] < f:  # frames before the range still set the chain's colour state
+                    next(it)
+                    pos[0] += 1
+                frames.append(next(it))
+                pos[0] += 1
+            for index in [i for i in open_chains if plan.chains[i].end_frame <= f + 1]:
+                open_chains.pop(index)[0].close()
+            if len(frames) == 1:
+                yield frames[0]
+            else:
+                incoming = covering[-1]
+                t = (f - incoming.start_frame + 0.5) / incoming.fade_in
+                yield cv2.addWeighted(frames[0], 1.0 - t, frames[1], t, 0.0)
+    finally:
+        for it, _ in open_chains.values():
+            it.close()
 
 
 def assemble(plan: RenderPlan, videos: dict[int, Path], output: Path, *, board: Storyboard | None = None,
