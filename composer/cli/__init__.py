@@ -260,6 +260,7 @@ def schema(indent: int) -> None:
 
 # Commands that live in their own modules register themselves on `main`.
 from . import fal_commands  # noqa: E402,F401
+from . import edit_commands  # noqa: E402,F401
 
 if __name__ == "__main__":  # pragma: no cover
     main()
