@@ -1,15 +1,31 @@
 """composer: long videos from storyboard files.
 
-A storyboard is loaded and validated (``load``), turned into a pure render plan
-(``plan``), rendered segment by segment against a backend and stitched.
+``load`` reads and validates a storyboard, ``plan`` turns it into a pure render
+plan, ``render`` generates its segments against a backend and stitches the film.
 """
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .errors import ComposerError, StoryboardError  # noqa: E402
+from .backends import Backend, GenerationResult, get_backend  # noqa: E402
+from .errors import (  # noqa: E402
+    BackendError,
+    BudgetExceeded,
+    Cancelled,
+    ComposerError,
+    RenderFailed,
+    StoryboardError,
+)
 from .plan import RenderPlan, plan  # noqa: E402
-from .storyboard import Storyboard, load, loads  # noqa: E402
+from .render import RenderResult, SegmentCache, render  # noqa: E402
+from .render import events  # noqa: E402
+from .request import GenerationRequest  # noqa: E402
+from .storyboard import Beat, Keyframe, Output, Scene, Storyboard, load, loads  # noqa: E402
 from .timecode import Timecode  # noqa: E402
 
-__all__ = ["ComposerError", "RenderPlan", "Storyboard", "StoryboardError", "Timecode", "load", "loads", "plan", "__version__"]
+__all__ = [
+    "Backend", "BackendError", "Beat", "BudgetExceeded", "Cancelled", "ComposerError", "GenerationRequest",
+    "GenerationResult", "Keyframe", "Output", "RenderFailed", "RenderPlan", "RenderResult", "Scene",
+    "SegmentCache", "Storyboard", "StoryboardError", "Timecode", "events", "get_backend", "load", "loads",
+    "plan", "render", "__version__",
+]

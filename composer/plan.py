@@ -12,7 +12,7 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from .errors import PlanError
 from .request import GenerationRequest, canonical_json, output_size, request_cost
@@ -120,12 +120,49 @@ class RenderPlan(_Plain):
     chains: list[PlannedChain]
     segments: list[PlannedSegment]
     snaps: list[Snap]
+    _board: Storyboard | None = PrivateAttr(default=None)
+
+    @property
+    def storyboard(self) -> Storyboard | None:
+        """The storyboard this plan was made from (when made in this process)."""
+        return self._board
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n"
 
     def segment(self, index: int) -> PlannedSegment:
         return self.segments[index]
+
+
+def draft_board(board: Storyboard) -> Storyboard:
+    """The same storyboard for cheap iteration: 480p and fewer inference steps.
+
+    Every request differs from the full-quality one, so draft segments get cache
+    keys of their own and never mix with final ones.
+    """
+    draft_params = {"first_pass_num_inference_steps": 4, "second_pass_num_inference_steps": 4,
+                    "second_pass_skip_initial_steps": 2, "enable_detail_pass": False}
+    data = board.model_dump(mode="json", exclude_unset=True)
+    data.setdefault("output", {})["resolution"] = "480p"
+    defaults = data.setdefault("defaults", {})
+    defaults["params"] = {**defaults.get("params", {}), **draft_params}
+    for scene in data["scenes"]:
+        if scene.get("params"):
+            scene["params"] = {k: v for k, v in scene["params"].items() if k not in draft_params}
+    out = Storyboard.model_validate(data).located(board.source, board.base_dir)
+    return out
+
+
+def frame_range_segments(plan: "RenderPlan", start: int, end: int) -> set[int]:
+    """Segments needed to show film frames [start, end): those shown there and the ones they depend on."""
+    needed: set[int] = set()
+    for chain in plan.chains:
+        if chain.end_frame <= start or chain.start_frame >= end:
+            continue
+        for i in chain.segments:
+            if plan.segments[i].shown_start < end:
+                needed.add(i)
+    return needed
 
 
 def storyboard_hash(board: Storyboard) -> str:
@@ -280,7 +317,7 @@ def plan(board: Storyboard) -> RenderPlan:
     total_cost = round(sum(s.cost_usd for s in segments), 6)
     crit = max(chains, key=lambda ch: (len(ch.segments), -ch.index))
     audio = board.audio.model_dump(mode="json") if board.audio else None
-    return RenderPlan(
+    result = RenderPlan(
         plan_version=PLAN_VERSION,
         storyboard_hash=storyboard_hash(board),
         title=board.title,
@@ -302,6 +339,8 @@ def plan(board: Storyboard) -> RenderPlan:
         segments=segments,
         snaps=snaps,
     )
+    result._board = board
+    return result
 
 
 def _segment_stub(*, index, chain, scene: Scene, n, overlap, output_start, seam, shown, prompt, depends_on, board) -> dict:
@@ -359,7 +398,9 @@ def _finish(board: Storyboard, stubs: list[dict]) -> list[PlannedSegment]:
         per_scene[scene.id] = k + 1
         scene_params = params_dict(scene.params)
         fixed_seed = scene_params.pop("seed", None)
-        if fixed_seed is not None:
+        if k in scene.seeds:
+            seed = scene.seeds[k]
+        elif fixed_seed is not None:
             seed = fixed_seed if k == 0 else derive_seed(fixed_seed, scene.id, k)
         else:
             seed = derive_seed(board.defaults.seed, scene.id, k)

@@ -368,8 +368,11 @@ class _Run:
         if error_type == "content_policy_violation" or "content_policy_violation" in types:
             fields = sorted({".".join(str(p) for p in d.get("loc", []) if p != "body") for d in items
                              if d.get("type") == "content_policy_violation"} - {""})
-            what = f" ({', '.join(fields)})" if fields else ""
-            return self.error(SafetyRejected, f"fal's safety checker rejected the request{what}: {text}", retryable=False)
+            what = f"; field {', '.join(fields)}" if fields else ""
+            said = "; ".join(dict.fromkeys(str(d["msg"]) for d in items
+                                           if d.get("type") == "content_policy_violation" and d.get("msg"))) or text
+            return self.error(SafetyRejected, f"fal's safety checker rejected the request (content policy "
+                                              f"violation{what}): {said}", retryable=False)
         if code == 422 or (code == 400 and stage in ("submit", "run")):
             return self.error(RequestRejected, f"fal refused the request as invalid (HTTP {code}): {text}", retryable=False)
         if code in (401, 403):

@@ -130,21 +130,39 @@ def plan_cmd(board: Path, as_json: bool, backend: str, cache_dir: Path | None) -
 @click.option("--retries", type=click.IntRange(0, 20), default=4, show_default=True, help="fal: retries of a transient failure.")
 @click.option("--codec", type=click.Choice(["h264", "prores", "dnxhr"]), default="h264", show_default=True)
 @click.option("--drift", type=click.FloatRange(0, 4), default=None, help="preview: add model-like colour drift (testing colour matching).")
+@click.option("--scene", "scenes", multiple=True, help="Render and write only this scene (repeatable).")
+@click.option("--range", "frame_range", default=None, metavar="START-END",
+              help="Render and write only this part of the film, e.g. 00:10-00:25 or 240f-600f.")
+@click.option("--draft", is_flag=True, help="Same plan at 480p with fewer steps, for cheap iteration (cached apart).")
 @click.option("--dry-run", is_flag=True, help="Show what would be generated and what it would cost; generate nothing.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only errors.")
 @handle_errors
 def render(board: Path, output: Path, backend: str, cache_dir: Path | None, jobs: int, max_cost: float | None,
-           retries: int, codec: str, drift: float | None, dry_run: bool, quiet: bool) -> None:
+           retries: int, codec: str, drift: float | None, scenes: tuple[str, ...], frame_range: str | None,
+           draft: bool, dry_run: bool, quiet: bool) -> None:
     """Render BOARD into one film, reusing every segment already in the cache."""
-    from ..plan import plan
+    from ..plan import draft_board, frame_range_segments, plan
     from ..render import render as run_render
+    from ..render.pipeline import part_range
     from ..render.progress import Progress
     from ..storyboard import load
 
     b = load(board)
+    if draft:
+        b = draft_board(b)
+    frames = None
+    if frame_range is not None:
+        frames = parse_range(frame_range, b.output.fps)
     if dry_run:
         p = plan(b)
-        click.echo(render_plan_table(p, _cached_map(b, p, backend, cache_dir)))
+        part = part_range(p, list(scenes), frames)
+        cached = _cached_map(b, p, backend, cache_dir)
+        if part is not None:
+            needed = frame_range_segments(p, *part)
+            cached = {i: v for i, v in cached.items() if i in needed}
+            p = p.model_copy(update={"segments": [s for s in p.segments if s.index in needed], "requests": len(needed),
+                                     "estimated_cost_usd": round(sum(p.segments[i].cost_usd for i in needed), 6)})
+        click.echo(render_plan_table(p, cached))
         return
     options: dict[str, Any] = {}
     if backend == "fal":
@@ -154,7 +172,8 @@ def render(board: Path, output: Path, backend: str, cache_dir: Path | None, jobs
     progress = Progress(quiet=quiet)
     try:
         result = run_render(b, output, backend=backend, cache=cache_dir, jobs=jobs, max_cost=max_cost,
-                            on_event=progress, codec=codec, backend_options=options)
+                            on_event=progress, codec=codec, backend_options=options,
+                            scenes=list(scenes) or None, frame_range=frames)
     finally:
         progress.close()
     if not quiet:
@@ -162,6 +181,23 @@ def render(board: Path, output: Path, backend: str, cache_dir: Path | None, jobs
             f"wrote {result.output} ({result.plan.total_frames} frames, {format_frames(result.plan.total_frames, result.plan.fps)}): "
             f"{result.generated} generated, {result.cached} from cache, cost ${result.cost_usd:.2f}; manifest {result.manifest}"
         )
+
+
+def parse_range(text: str, fps: int) -> tuple[int, int]:
+    """'00:10-00:25' → film frames (240, 600) at 24 fps."""
+    from ..errors import TimecodeError
+    from ..timecode import Timecode
+
+    parts = text.split("-")
+    if len(parts) != 2:
+        raise click.BadParameter(f"{text!r}: write START-END, e.g. 00:10-00:25", param_hint="--range")
+    try:
+        start, end = (Timecode.parse(p).to_frames(fps) for p in parts)
+    except TimecodeError as exc:
+        raise click.BadParameter(str(exc), param_hint="--range") from None
+    if end <= start:
+        raise click.BadParameter(f"{text!r}: the end must come after the start", param_hint="--range")
+    return start, end
 
 
 @main.group()
@@ -261,6 +297,7 @@ def schema(indent: int) -> None:
 # Commands that live in their own modules register themselves on `main`.
 from . import fal_commands  # noqa: E402,F401
 from . import edit_commands  # noqa: E402,F401
+from . import iterate_commands  # noqa: E402,F401
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -15,7 +15,8 @@ from typing import Any, Callable
 from ..backends import Backend, get_backend
 from ..errors import Cancelled, RenderFailed
 from ..manifest import manifest_path_for, write_manifest
-from ..plan import RenderPlan, plan as make_plan
+from ..errors import ComposerError
+from ..plan import RenderPlan, draft_board, frame_range_segments, plan as make_plan
 from ..storyboard import Storyboard, load
 from .cache import SegmentCache
 from .events import Event, RenderFinished, RenderStarted
@@ -42,12 +43,19 @@ class RenderResult:
         return sum(1 for o in self.outcomes.values() if o.status == "generated")
 
 
-def resolve_board(board: Storyboard | str | Path) -> Storyboard:
-    return board if isinstance(board, Storyboard) else load(board)
+def resolve_board(board: Storyboard | RenderPlan | str | Path) -> Storyboard:
+    """A Storyboard from a storyboard, a plan made in this process, a path or YAML text."""
+    if isinstance(board, Storyboard):
+        return board
+    if isinstance(board, RenderPlan):
+        if board.storyboard is None:
+            raise ComposerError("this plan was loaded from JSON; render its storyboard instead")
+        return board.storyboard
+    return load(board)
 
 
 def render(
-    board: Storyboard | str | Path,
+    board: Storyboard | RenderPlan | str | Path,
     output: str | Path,
     *,
     backend: Backend | str = "preview",
@@ -58,9 +66,16 @@ def render(
     cancel: threading.Event | None = None,
     codec: str = "h264",
     backend_options: dict[str, Any] | None = None,
+    scenes: list[str] | None = None,
+    frame_range: tuple[int, int] | None = None,
+    draft: bool = False,
+    otio: bool = True,
 ) -> RenderResult:
     """Render a storyboard to ``output`` (an MP4, or .mov for prores/dnxhr).
 
+    ``scenes`` or ``frame_range`` (film frames, end exclusive) render and write only
+    that part, generating only the segments it needs. ``draft`` renders the same
+    plan at 480p with fewer steps (its cache entries never mix with full quality).
     Finished segments are kept in the cache whatever happens, so running the same
     render again resumes where this one stopped and pays for nothing twice.
     """
@@ -68,8 +83,12 @@ def render(
 
     emit = on_event or (lambda e: None)
     board = resolve_board(board)
+    if draft:
+        board = draft_board(board)
     plan = make_plan(board)
     output = Path(output)
+    part = part_range(plan, scenes, frame_range)
+    only = frame_range_segments(plan, *part) if part is not None else None
     if not isinstance(cache, SegmentCache):
         cache = SegmentCache(cache)
     if isinstance(backend, str):
@@ -77,12 +96,15 @@ def render(
     workdir = Path(tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=cache.root / "tmp"))
     try:
         scheduler = Scheduler(plan, board, backend, cache, workdir=workdir, jobs=jobs, max_cost=max_cost,
-                              on_event=emit, cancel=cancel)
+                              on_event=emit, cancel=cancel, only=only)
         cached = scheduler.cached()
-        todo = [s for s in plan.segments if not cached[s.index]]
-        emit(RenderStarted(len(plan.segments), len(plan.segments) - len(todo), len(todo),
+        wanted = [s for s in plan.segments if only is None or s.index in only]
+        todo = [s for s in wanted if not cached[s.index]]
+        emit(RenderStarted(len(wanted), len(wanted) - len(todo), len(todo),
                            round(sum(s.cost_usd for s in todo), 6) if backend.paid else 0.0))
         outcomes = scheduler.run()
+        if only is not None:
+            outcomes = {i: o for i, o in outcomes.items() if i in only}
         cost = round(sum(o.cost_usd for o in outcomes.values()), 6)
         failed = [o for o in outcomes.values() if not o.ok]
         if failed:
@@ -90,11 +112,15 @@ def render(
                 raise Cancelled(f"cancelled: {len(plan.segments) - len(failed)} of {len(plan.segments)} segments "
                                 f"are in the cache; run again to resume")
             emit(RenderFinished(None, len(failed)))
-            raise RenderFailed(_failure_summary(plan, outcomes), [o.error or "" for o in failed])
+            raise RenderFailed(_failure_summary(plan, outcomes, max_cost), [o.error or "" for o in failed])
         started = time.monotonic()
         report = assemble(plan, {i: o.video for i, o in outcomes.items()}, output, board=board,
-                          on_event=emit, cancel=cancel, codec=codec)
+                          on_event=emit, cancel=cancel, codec=codec, frames=part)
         report["seconds"] = round(time.monotonic() - started, 3)
+        if otio and part is None:
+            from ..otio import export_timeline, write_otio
+
+            report["otio"] = str(write_otio(export_timeline(plan, board, output.name), output.with_suffix(".otio")))
         manifest = write_manifest(manifest_path_for(output), _manifest(board, plan, backend, scheduler, outcomes, report, output, cost))
         emit(RenderFinished(str(output), 0))
         return RenderResult(output, manifest, plan, outcomes, cost, report)
@@ -103,15 +129,59 @@ def render(
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _failure_summary(plan: RenderPlan, outcomes: dict[int, SegmentOutcome]) -> str:
+def part_range(plan: RenderPlan, scenes: list[str] | None, frame_range: tuple[int, int] | None) -> tuple[int, int] | None:
+    """The film frames [start, end) a partial render writes, or None for the whole film."""
+    if not scenes and frame_range is None:
+        return None
+    if scenes:
+        known = {s.id: s for s in plan.scenes}
+        missing = [s for s in scenes if s not in known]
+        if missing:
+            raise ComposerError(f"no scene {missing[0]!r} in the storyboard (scenes: {', '.join(known)})")
+        start = min(known[s].start_frame for s in scenes)
+        end = max(known[s].end_frame for s in scenes)
+        if frame_range is not None:
+            start, end = max(start, frame_range[0]), min(end, frame_range[1])
+    else:
+        start, end = frame_range
+    start, end = max(0, start), min(plan.total_frames, end)
+    if end <= start:
+        raise ComposerError(f"the range selects no frames of a {plan.total_frames}-frame film")
+    return start, end
+
+
+def _failure_summary(plan: RenderPlan, outcomes: dict[int, SegmentOutcome], max_cost: float | None = None) -> str:
+    """One line: what failed, what is safe, and what to do before running the same command again."""
     failed = [o for o in outcomes.values() if o.status == "failed"]
+    over_budget = [o for o in failed if o.error_type == "BudgetExceeded"]
+    broken = [o for o in failed if o.error_type != "BudgetExceeded"]
     skipped = sum(1 for o in outcomes.values() if o.status == "skipped")
     done = sum(1 for o in outcomes.values() if o.ok)
-    first = failed[0] if failed else None
-    head = f"{len(failed)} segment(s) failed" + (f", {skipped} not attempted" if skipped else "")
-    detail = f"; first: {first.error}" if first else ""
-    return (f"{head}{detail}. {done} of {len(plan.segments)} segments are safe in the cache: "
-            "fix the cause and run the same command again to resume")
+    parts = []
+    if broken:
+        more = f" (and {len(broken) - 1} more segment(s) failed)" if len(broken) > 1 else ""
+        parts.append(f"{broken[0].error}{more}")
+    if over_budget:
+        limit = f" ${max_cost:.2f}" if max_cost is not None else ""
+        parts.append(f"{len(over_budget)} segment(s) not started: the next request would cross --max-cost{limit}")
+    if skipped:
+        parts.append(f"{skipped} later segment(s) of the same chain(s) not attempted")
+    todo = [plan.segments[o.index] for o in outcomes.values() if not o.ok]
+    actions = []
+    if any(o.error_type == "SafetyRejected" for o in broken):
+        scenes = sorted({plan.segments[o.index].scene for o in broken if o.error_type == "SafetyRejected"})
+        actions.append("change what the safety checker rejected (the prompt or keyframe images of scene "
+                       + ", ".join(f"'{s}'" for s in scenes) + ")")
+    elif broken:
+        actions.append("fix the cause")
+    if over_budget:
+        actions.append(f"raise --max-cost or leave it out (the rest costs about ${sum(s.cost_usd for s in todo):.2f})")
+    if not parts:
+        parts.append(f"{len(todo)} segment(s) not rendered")
+    if not actions:
+        actions.append("fix the cause")
+    return (f"{'; '.join(parts)}. {done} of {len(plan.segments)} segments are safe in the cache: "
+            f"{' and '.join(actions)}, then run the same command again to resume (cached segments are not paid for again)")
 
 
 def _manifest(board, plan, backend, scheduler, outcomes, report, output, cost) -> dict[str, Any]:
@@ -119,6 +189,8 @@ def _manifest(board, plan, backend, scheduler, outcomes, report, output, cost) -
     transforms = report.get("transforms", {})
     segments = []
     for seg in plan.segments:
+        if seg.index not in outcomes:
+            continue
         o = outcomes[seg.index]
         segments.append({
             "index": seg.index, "chain": seg.chain, "scene": seg.scene,
@@ -129,7 +201,7 @@ def _manifest(board, plan, backend, scheduler, outcomes, report, output, cost) -
         })
     return {
         "storyboard": {"source": board.source, "hash": plan.storyboard_hash, "title": board.title},
-        "output": {"path": str(output), "frames": report.get("frames"), "fps": plan.fps,
+        "output": {"path": str(output), "frames": report.get("frames"), "range": report.get("range"), "fps": plan.fps,
                    "width": plan.width, "height": plan.height, "codec": report.get("codec"),
                    "audio": report.get("audio")},
         "backend": backend.identity(),

@@ -81,7 +81,7 @@ class Progress:
         elif isinstance(e, SegmentFailed):
             self.running.pop(e.index, None)
             self.failed += 1
-            first_line = e.error.splitlines()[0] if e.error else ""
+            first_line = e.error.splitlines()[0].removeprefix(f"{e.label}: ") if e.error else ""
             self._log(f"{e.label}: {'skipped' if e.skipped else 'FAILED'}: {first_line}", force=True)
         elif isinstance(e, CostIncurred):
             self.cost = e.total_usd

@@ -41,6 +41,7 @@ class SegmentOutcome:
     seconds: float = 0.0
     cost_usd: float = 0.0
     error: str | None = None
+    error_type: str | None = None  # the exception's class name, e.g. "BudgetExceeded", "SafetyRejected"
     seed: int | None = None
 
     @property
@@ -170,7 +171,7 @@ class Scheduler:
             try:
                 self._run_segment(seg, out)
             except ComposerError as exc:
-                out.status, out.error = "failed", str(exc)
+                out.status, out.error, out.error_type = "failed", str(exc), type(exc).__name__
                 broken = f"not rendered: {seg.label} failed"
                 self.emit(SegmentFailed(seg.index, seg.label, str(exc)))
             except Exception as exc:  # a bug must not lose the other chains' work
@@ -226,9 +227,13 @@ class Scheduler:
         })
         newly_paid = bool(self.backend.paid and result.request_id and result.request_id != resume_id)
         if self.backend.paid and result.request_id:
-            if newly_paid:
+            # A re-attached request was paid by the run that was killed before it could write the ledger.
+            unrecorded = not newly_paid and all(r.get("request_id") != result.request_id for r in self.cache.ledger())
+            if newly_paid or unrecorded:
                 self.cache.ledger_append({"request_id": result.request_id, "segment": seg.index, "scene": seg.scene,
-                                          "key": key, "cost_usd": cost, "backend": self.backend.identity()})
+                                          "key": key, "cost_usd": cost, "backend": self.backend.identity(),
+                                          **({"resumed": True} if unrecorded else {})})
+            if newly_paid:
                 self.emit(CostIncurred(seg.index, cost, self.budget.spent_usd))
             self.cache.journal_clear(key)
         out.status, out.video, out.request_id = "generated", entry.video, result.request_id

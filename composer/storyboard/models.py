@@ -178,6 +178,9 @@ class Scene(_Model):
     beats: list[Beat] = []
     params: EndpointParams = EndpointParams()  # type: ignore[valid-type]
     style: str | None = Field(None, description="Replaces defaults.style for this scene.")
+    seeds: dict[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0, le=2**32 - 1)]] = Field(
+        {}, description="Pinned seeds: segment number within the scene (0, 1, ...) → seed. `composer reroll` writes these."
+    )
 
     @property
     def chain_break(self) -> bool:

@@ -1,0 +1,570 @@
+"""``composer doctor``: is this machine ready to render, and what does fal really do?
+
+Offline checks (free, a few seconds at most):
+
+- ``check_ffmpeg`` — which ffmpeg binary composer runs, its version, and that
+  libx264 actually encodes (a one-frame test encode).
+- ``check_cache`` — where the segment cache is, that it is writable, its size,
+  what the ledger says was paid, and the free disk space.
+- ``check_key`` — whether ``FAL_KEY`` is set. Never its value: only "FAL_KEY is
+  set" / "FAL_KEY is not set" leaves this module.
+- ``check_endpoint`` — whether fal's queue host answers: one free status request
+  for a made-up request id (no generation, no charge), with a short timeout and a
+  hard deadline (a thread we stop waiting for), so an offline machine is told
+  "unreachable" within a few seconds, even when name resolution hangs.
+
+Live measurements (``run_live``, ``composer doctor --live``): a handful of paid
+requests (``live_probes()``, each at the endpoint's per-request price, stated
+before anything is spent) that measure what offline work can only assume:
+
+- the output pixel size for every resolution and aspect ratio (the planner,
+  the preview backend and the emulator all take theirs from
+  ``composer.request.OUTPUT_SIZES``);
+- whether the endpoint rejects unknown fields (composer's ``GenerationRequest``
+  forbids them, so the emulator rejects them with a 422);
+- whether it accepts an image ``start_frame_num`` that is not a multiple of 8
+  (composer snaps them to LTX's 8-frame grid, and the emulator rejects them);
+- the real latency: time in the queue, time to completion, for a 9-frame clip
+  and for a default 121-frame 720p segment.
+
+The findings are printed and saved as JSON in the cache (``doctor/live.json``).
+The emulator (``composer.testing.fal_emulator``) is kept consistent with them:
+its output sizes come from ``OUTPUT_SIZES`` and its input validation from
+``GenerationRequest``; when a live run reports a difference, change those (the
+one place each is defined) so the planner, the preview and the emulator follow
+the real endpoint, and note the date of the measurement beside them.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from .errors import ComposerError
+from .request import ENDPOINT_ID, OUTPUT_SIZES, request_cost
+
+__all__ = [
+    "Check",
+    "LiveProbe",
+    "check_cache",
+    "check_endpoint",
+    "check_ffmpeg",
+    "check_key",
+    "live_probes",
+    "live_cost",
+    "run_checks",
+    "run_live",
+    "save_findings",
+]
+
+# A request id no one has: asking for its status is free and proves the queue answers.
+PROBE_REQUEST_ID = "00000000-0000-4000-8000-000000000000"
+DEFAULT_TIMEOUT_S = 3.0
+LIVE_POLL_INTERVAL_S = 0.5
+LIVE_MAX_WAIT_S = 900.0
+LIVE_WORKERS = 3
+UNKNOWN_FIELD = "composer_doctor_unknown_field"
+UNSNAPPED_FRAME = 4  # not a multiple of 8
+PROBE_PROMPT = "A calm studio test chart of soft coloured bars, the camera slowly pans right"
+
+
+@dataclass
+class Check:
+    """One line of the doctor's report. ``status`` is ``ok``, ``warn`` (works, with a caveat) or ``fail``."""
+
+    name: str
+    status: str
+    summary: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "fail"
+
+    def line(self) -> str:
+        return f"{self.status:<5} {self.name}: {self.summary}"
+
+
+# --------------------------------------------------------------------------- offline checks
+
+
+def check_ffmpeg(timeout: float = 30.0) -> Check:
+    """Which ffmpeg, its version, and whether libx264 encodes one frame."""
+    from .media import ffmpeg_exe
+
+    try:
+        exe = ffmpeg_exe()
+    except ComposerError as exc:
+        return Check("ffmpeg", "fail", str(exc))
+    if os.environ.get("COMPOSER_FFMPEG"):
+        source = "$COMPOSER_FFMPEG"
+    elif shutil.which("ffmpeg") == exe:
+        source = "ffmpeg on PATH"
+    else:
+        source = "imageio-ffmpeg's binary"
+    details: dict[str, Any] = {"path": exe, "source": source}
+    try:
+        run = subprocess.run([exe, "-hide_banner", "-version"], capture_output=True, text=True, errors="replace",
+                             timeout=timeout)
+        first = (run.stdout.splitlines() or [""])[0]
+        version = first.split(" Copyright")[0].strip() or "unknown version"
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Check("ffmpeg", "fail", f"{exe} ({source}) does not run: {exc}", details)
+    details["version"] = version
+    try:
+        enc = subprocess.run(
+            [exe, "-hide_banner", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "color=c=gray:s=64x64:r=1",
+             "-frames:v", "1", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-f", "null", "-"],
+            capture_output=True, text=True, errors="replace", timeout=timeout)
+        encodes = enc.returncode == 0
+        why = (enc.stderr.strip().splitlines() or [f"exit status {enc.returncode}"])[-1]
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        encodes, why = False, str(exc)
+    details["libx264"] = encodes
+    if not encodes:
+        return Check("ffmpeg", "fail", f"{exe} ({source}), {version}: libx264 does not encode ({why}); "
+                                       "set COMPOSER_FFMPEG to an ffmpeg built with libx264", details)
+    return Check("ffmpeg", "ok", f"{exe} ({source}), {version}; libx264 encodes", details)
+
+
+def check_cache(root: str | Path | None = None) -> Check:
+    """The cache's path, whether it is writable, how big it is and what the ledger says was paid."""
+    from .render.cache import SegmentCache, default_cache_dir
+
+    path = Path(root).expanduser() if root else default_cache_dir()
+    try:
+        cache = SegmentCache(path)
+        probe = cache.root / "tmp" / f".doctor-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except (ComposerError, OSError) as exc:
+        return Check("cache", "fail", f"{path} is not writable: {exc}", {"path": str(path), "writable": False})
+    info = cache.info()
+    free = shutil.disk_usage(cache.root).free
+    details = {"path": str(cache.root), "writable": True, "segments": info["segments"], "bytes": info["bytes"],
+               "in_flight_requests": info["in_flight_requests"], "paid_requests": info["paid_requests"],
+               "paid_usd": info["paid_usd"], "free_bytes": free}
+    summary = (f"{cache.root} (writable; {info['segments']} segment(s), {info['bytes'] / 1e6:.1f} MB; "
+               f"ledger: {info['paid_requests']} paid request(s), ${info['paid_usd']:.2f}; "
+               f"{free / 1e9:.1f} GB free)")
+    if info["in_flight_requests"]:
+        summary += f"; {info['in_flight_requests']} request(s) in flight, fetched by the next render"
+    return Check("cache", "warn" if free < 1e9 else "ok", summary + ("; under 1 GB free" if free < 1e9 else ""),
+                 details)
+
+
+def check_key(environ: dict[str, str] | None = None) -> Check:
+    """Whether FAL_KEY is set (never its value)."""
+    env = os.environ if environ is None else environ
+    if env.get("FAL_KEY", "").strip():
+        return Check("fal key", "ok", "FAL_KEY is set", {"set": True})
+    return Check("fal key", "warn", "FAL_KEY is not set (the preview backend needs none; --backend fal does: "
+                                    "https://fal.ai/dashboard/keys)", {"set": False})
+
+
+def _host_of(url: str) -> str:
+    import httpx
+
+    u = httpx.URL(url)
+    return f"{u.host}:{u.port}" if u.port else u.host
+
+
+def check_endpoint(timeout: float = DEFAULT_TIMEOUT_S, environ: dict[str, str] | None = None) -> Check:
+    """Whether fal's queue host answers a free status request, within about ``timeout`` seconds."""
+    import httpx
+
+    from .backends.fal import fal_urls
+
+    env = os.environ if environ is None else environ
+    queue = fal_urls(dict(env))["QUEUE_URL_FORMAT"]
+    owner_alias = "/".join(ENDPOINT_ID.split("/")[:2])
+    url = f"{queue}{owner_alias}/requests/{PROBE_REQUEST_ID}/status"
+    host = _host_of(queue)
+    key = env.get("FAL_KEY", "").strip()
+    headers = {"Authorization": f"Key {key}"} if key else {}
+    answer: dict[str, Any] = {}
+
+    def ask() -> None:
+        try:
+            with httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False) as http:
+                answer["status"] = http.get(url, headers=headers).status_code
+        except Exception as exc:  # every failure means "unreachable"; say which
+            answer["error"] = exc
+
+    started = time.monotonic()
+    worker = threading.Thread(target=ask, name="doctor-endpoint", daemon=True)
+    worker.start()
+    worker.join(timeout + 0.5)  # name resolution is not covered by httpx's timeouts: never wait longer
+    elapsed = time.monotonic() - started
+    details: dict[str, Any] = {"host": host, "seconds": round(elapsed, 3)}
+
+    def redact(text: str) -> str:
+        return text.replace(key, "[FAL_KEY]") if key else text
+
+    if "status" not in answer:
+        exc = answer.get("error")
+        if exc is None:
+            why = f"no answer within {timeout:g}s"
+        else:
+            text = redact(str(exc)).strip().splitlines()[0][:160] if str(exc).strip() else ""
+            why = f"{type(exc).__name__}" + (f": {text}" if text else "")
+        details.update(reachable=False, error=why)
+        return Check("fal endpoint", "warn",
+                     f"{host} is unreachable ({why}; gave up after {elapsed:.1f}s): no network, a firewall, or "
+                     "a proxy in the way; --backend fal will not work from here", details)
+    code = answer["status"]
+    details.update(reachable=True, http_status=code)
+    took = f"{elapsed * 1000:.0f} ms"
+    if code in (401, 403):
+        if key:
+            details["key_accepted"] = False
+            return Check("fal endpoint", "fail", f"{host} answers ({took}), but refused FAL_KEY (HTTP {code}): "
+                                                 "check the key at https://fal.ai/dashboard/keys", details)
+        return Check("fal endpoint", "ok", f"{host} answers ({took}; HTTP {code} without a key)", details)
+    if key:
+        details["key_accepted"] = True
+    note = "; the key was not refused" if key else ""
+    return Check("fal endpoint", "ok", f"{host} answers ({took}; HTTP {code} for a made-up request id{note})",
+                 details)
+
+
+def run_checks(cache_dir: str | Path | None = None, *, timeout: float = DEFAULT_TIMEOUT_S) -> list[Check]:
+    """Every offline check, in the order the report prints them."""
+    return [check_ffmpeg(), check_cache(cache_dir), check_key(), check_endpoint(timeout)]
+
+
+# --------------------------------------------------------------------------- live measurements
+
+
+@dataclass(frozen=True)
+class LiveProbe:
+    """One paid request ``--live`` makes; ``tests`` names a behaviour it also probes."""
+
+    resolution: str
+    aspect_ratio: str
+    num_frames: int = 9
+    tests: str | None = None  # "unknown_fields" | "unsnapped_start_frames" | None
+
+    @property
+    def name(self) -> str:
+        return f"{self.resolution} {self.aspect_ratio}"
+
+    def body(self, *, with_test: bool = True) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "prompt": PROBE_PROMPT, "resolution": self.resolution, "aspect_ratio": self.aspect_ratio,
+            "num_frames": self.num_frames, "frame_rate": 24, "seed": 1, "enable_safety_checker": True,
+        }
+        if with_test and self.tests == "unknown_fields":
+            body[UNKNOWN_FIELD] = True
+        if with_test and self.tests == "unsnapped_start_frames":
+            body["images"] = [{"image_url": _probe_image_data_uri(), "start_frame_num": UNSNAPPED_FRAME,
+                               "strength": 1.0}]
+        return body
+
+
+def live_probes() -> list[LiveProbe]:
+    """One request per (resolution, aspect) in OUTPUT_SIZES; two of them also test a behaviour,
+    and 720p 16:9 is a default segment (121 frames) so its latency is what a render sees.
+    A probe whose test is rejected (free) is sent again without it, so the paid count stays one each."""
+    probes = []
+    for resolution, aspect in sorted(OUTPUT_SIZES):
+        tests = {("480p", "16:9"): "unknown_fields", ("480p", "1:1"): "unsnapped_start_frames"}.get((resolution, aspect))
+        frames = 121 if (resolution, aspect) == ("720p", "16:9") else 9
+        probes.append(LiveProbe(resolution, aspect, frames, tests))
+    return probes
+
+
+def live_cost(probes: Iterable[LiveProbe] | None = None) -> float:
+    """The most ``run_live`` can spend: one paid request per probe (rejected submits are free)."""
+    return round(sum(request_cost(False) for _ in (probes if probes is not None else live_probes())), 6)
+
+
+def _probe_image_data_uri() -> str:
+    import cv2
+    import numpy as np
+
+    y, x = np.mgrid[0:64, 0:64]
+    img = np.stack([x * 4, y * 4, np.full_like(x, 128)], axis=-1).astype(np.uint8)
+    ok, png = cv2.imencode(".png", img)
+    if not ok:  # pragma: no cover
+        raise ComposerError("cannot encode the probe image")
+    return "data:image/png;base64," + base64.b64encode(png.tobytes()).decode()
+
+
+class _Prober:
+    """Submits raw bodies (bypassing GenerationRequest on purpose) and measures what comes back."""
+
+    def __init__(self, key: str, workdir: Path, poll_interval: float, max_wait: float):
+        import httpx
+
+        import fal_client.client as fc
+
+        from .backends.fal import _GuardedSyncClient, configure_fal_client
+
+        configure_fal_client()
+        submit_path = httpx.URL(fc.QUEUE_URL_FORMAT + ENDPOINT_ID).path
+        self._key = key
+        self.client = _GuardedSyncClient(key=key, default_timeout=120.0, guarded_paths=(submit_path,))
+        self.workdir = workdir
+        self.poll_interval = poll_interval
+        self.max_wait = max_wait
+
+    def redact(self, text: str) -> str:
+        return text.replace(self._key, "[FAL_KEY]") if self._key else text
+
+    def close(self) -> None:
+        self.client.close()
+
+    def send(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Submit ``body``, wait, download and measure; never raises for an answer fal gives."""
+        import fal_client
+
+        from .backends.fal import SubmitOutcomeUnknown, _detail
+
+        out: dict[str, Any] = {"accepted": False}
+        t0 = time.monotonic()
+        try:
+            handle = self.client.submit(ENDPOINT_ID, body)
+        except fal_client.FalClientHTTPError as exc:
+            text, _ = _detail(exc)
+            out.update(stage="submit", http_status=exc.status_code, detail=self.redact(text)[:500])
+            return out
+        except SubmitOutcomeUnknown as exc:
+            out.update(stage="submit", error=f"{exc}; it may have been queued (check https://fal.ai/dashboard/requests)")
+            return out
+        except Exception as exc:
+            out.update(stage="submit", error=self.redact(f"{type(exc).__name__}: {exc}")[:300])
+            return out
+        out.update(accepted=True, request_id=handle.request_id)
+        started_at = None
+        status = None
+        while True:
+            try:
+                status = handle.status(with_logs=False)
+            except Exception as exc:
+                out.update(stage="status", error=self.redact(f"{type(exc).__name__}: {exc}")[:300])
+                return out
+            now = time.monotonic()
+            if started_at is None and not isinstance(status, fal_client.Queued):
+                started_at = now
+            if isinstance(status, fal_client.Completed):
+                break
+            if now - t0 > self.max_wait:
+                out.update(stage="status", error=f"not finished after {self.max_wait:.0f}s")
+                return out
+            time.sleep(self.poll_interval)
+        done = time.monotonic()
+        out["latency"] = {
+            "queued_s": round((started_at or done) - t0, 3),
+            "total_s": round(done - t0, 3),
+            "inference_s": (status.metrics or {}).get("inference_time"),
+        }
+        try:
+            result = handle.get()
+        except fal_client.FalClientHTTPError as exc:
+            text, _ = _detail(exc)
+            out.update(stage="result", http_status=exc.status_code, detail=self.redact(text)[:500],
+                       error_type=status.error_type, paid=False)
+            if exc.status_code == 422:
+                out["accepted"] = False  # validated late: rejected all the same
+            return out
+        if status.error:
+            out.update(stage="result", error=self.redact(str(status.error))[:300], error_type=status.error_type,
+                       paid=False)
+            return out
+        out["paid"] = True
+        video = result.get("video") if isinstance(result, dict) else None
+        url = video.get("url") if isinstance(video, dict) else None
+        if not url:
+            out.update(stage="result", error="the result has no video URL")
+            return out
+        try:
+            out.update(self._measure(url, handle.request_id))
+        except Exception as exc:
+            out.update(stage="download", error=self.redact(f"{type(exc).__name__}: {exc}")[:300])
+        return out
+
+    def _measure(self, url: str, request_id: str) -> dict[str, Any]:
+        import httpx
+
+        from .media import probe
+
+        dest = self.workdir / f"{request_id}.mp4"
+        t0 = time.monotonic()
+        # No Authorization header: result URLs are public CDN links and the key stays with fal's API.
+        with httpx.Client(timeout=httpx.Timeout(120.0, connect=30.0), follow_redirects=True) as http:
+            with http.stream("GET", url) as response:
+                response.raise_for_status()
+                with open(dest, "wb") as f:
+                    for chunk in response.iter_bytes():
+                        f.write(chunk)
+        info = probe(dest)
+        return {"width": info.width, "height": info.height, "frames": info.num_frames,
+                "fps": float(info.fps), "bytes": dest.stat().st_size,
+                "download_s": round(time.monotonic() - t0, 3)}
+
+
+def run_live(
+    *,
+    cache_dir: str | Path | None = None,
+    probes: list[LiveProbe] | None = None,
+    poll_interval: float | None = None,
+    max_wait: float = LIVE_MAX_WAIT_S,
+    workers: int = LIVE_WORKERS,
+    on_result: Callable[[LiveProbe, dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Make the live probes' paid requests and return the findings (see the module docstring).
+
+    Refuses without ``FAL_KEY``. Each accepted request is written to the cache's cost ledger.
+    """
+    from . import __version__
+    from .backends.fal import fal_urls
+    from .render.cache import SegmentCache
+
+    key = os.environ.get("FAL_KEY", "").strip()
+    if not key:
+        raise ComposerError("doctor --live spends real requests and needs FAL_KEY: export your fal API key "
+                            "(https://fal.ai/dashboard/keys); nothing was spent")
+    probes = list(probes if probes is not None else live_probes())
+    poll = LIVE_POLL_INTERVAL_S if poll_interval is None else poll_interval
+    cache = SegmentCache(cache_dir)
+    workdir = Path(tempfile.mkdtemp(prefix="doctor-live-", dir=cache.root / "tmp"))
+    prober = _Prober(key, workdir, poll, max_wait)
+    lock = threading.Lock()
+
+    def one(probe: LiveProbe) -> dict[str, Any]:
+        tried: dict[str, Any] | None = None
+        outcome = prober.send(probe.body(with_test=True))
+        if probe.tests and not outcome.get("accepted") and "http_status" in outcome:
+            tried = outcome  # the tested behaviour was refused (free): measure the size with a clean body
+            outcome = prober.send(probe.body(with_test=False))
+        elif probe.tests:
+            tried = outcome
+        if outcome.get("paid"):
+            cache.ledger_append({"request_id": outcome["request_id"], "cost_usd": request_cost(False),
+                                 "backend": "fal/doctor", "purpose": f"doctor --live: {probe.name}"})
+        record = {"probe": asdict(probe), "outcome": outcome, "test_outcome": tried}
+        if on_result is not None:
+            with lock:
+                on_result(probe, record)
+        return record
+
+    started = datetime.now(timezone.utc)
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="doctor-live") as pool:
+            records = list(pool.map(one, probes))
+    finally:
+        prober.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+    return _findings(records, started, fal_urls(), __version__)
+
+
+def _findings(records: list[dict[str, Any]], started: datetime, urls: dict[str, str], version: str) -> dict[str, Any]:
+    sizes: dict[str, Any] = {}
+    behaviours: dict[str, Any] = {}
+    latency: list[dict[str, Any]] = []
+    paid: list[str] = []
+    for rec in records:
+        probe = LiveProbe(**rec["probe"])
+        out = rec["outcome"]
+        assumed = list(OUTPUT_SIZES[(probe.resolution, probe.aspect_ratio)])
+        entry: dict[str, Any] = {"assumed": assumed, "requested_frames": probe.num_frames}
+        if "width" in out:
+            measured = [out["width"], out["height"]]
+            entry.update(measured=measured, frames=out["frames"], matches=measured == assumed,
+                         frames_match=out["frames"] == probe.num_frames)
+        else:
+            entry.update(measured=None, error=out.get("error") or out.get("detail") or "no video")
+        sizes[probe.name] = entry
+        if out.get("paid"):
+            paid.append(out["request_id"])
+        if "latency" in out and out.get("paid"):
+            latency.append({"probe": probe.name, "num_frames": probe.num_frames, **out["latency"],
+                            "download_s": out.get("download_s")})
+        if probe.tests:
+            test = rec["test_outcome"] or {}
+            finding = {"accepted": bool(test.get("accepted")), "probe": probe.name}
+            for k in ("http_status", "detail", "stage", "error"):
+                if k in test:
+                    finding[k] = test[k]
+            if probe.tests == "unknown_fields":
+                finding["field"] = UNKNOWN_FIELD
+            else:
+                finding["start_frame_num"] = UNSNAPPED_FRAME
+            behaviours[probe.tests] = finding
+    totals = [x["total_s"] for x in latency]
+    return {
+        "measured_at": started.isoformat(timespec="seconds"),
+        "composer_version": version,
+        "endpoint": ENDPOINT_ID,
+        "queue_host": _host_of(urls["QUEUE_URL_FORMAT"]),
+        "output_sizes": sizes,
+        "unknown_fields": behaviours.get("unknown_fields"),
+        "unsnapped_start_frames": behaviours.get("unsnapped_start_frames"),
+        "latency": {
+            "requests": latency,
+            "median_total_s": round(statistics.median(totals), 3) if totals else None,
+            "max_total_s": round(max(totals), 3) if totals else None,
+        },
+        "paid_requests": paid,
+        "cost_usd": round(len(paid) * request_cost(False), 6),
+    }
+
+
+def save_findings(findings: dict[str, Any], cache_dir: str | Path | None = None) -> Path:
+    """Write the findings to ``<cache>/doctor/live.json`` (atomically) and return the path."""
+    from .render.cache import SegmentCache
+
+    cache = SegmentCache(cache_dir)
+    out = cache.root / "doctor" / "live.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".live.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(findings, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, out)
+    return out
+
+
+def describe_findings(findings: dict[str, Any]) -> list[str]:
+    """The findings as report lines."""
+    lines = []
+    for name, s in findings["output_sizes"].items():
+        if s.get("measured"):
+            w, h = s["measured"]
+            verdict = "as composer assumes" if s["matches"] else (
+                f"composer assumes {s['assumed'][0]}x{s['assumed'][1]}: update composer.request.OUTPUT_SIZES")
+            frames = "" if s.get("frames_match", True) else f"; {s['frames']} frames for {s['requested_frames']} requested"
+            lines.append(f"size {name}: {w}x{h} ({verdict}){frames}")
+        else:
+            lines.append(f"size {name}: not measured ({s.get('error')})")
+    for key, label in (("unknown_fields", "unknown fields"), ("unsnapped_start_frames", "unsnapped start frames")):
+        f = findings.get(key)
+        if not f:
+            continue
+        if f["accepted"]:
+            lines.append(f"{label}: accepted")
+        elif "http_status" in f:
+            lines.append(f"{label}: rejected (HTTP {f['http_status']} at {f.get('stage', 'submit')}: "
+                         f"{str(f.get('detail', ''))[:120]})")
+        else:
+            lines.append(f"{label}: unknown ({f.get('error', 'no answer')})")
+    lat = findings["latency"]
+    for r in lat["requests"]:
+        inference = f", inference {r['inference_s']:.1f}s" if isinstance(r.get("inference_s"), (int, float)) else ""
+        lines.append(f"latency {r['probe']} ({r['num_frames']} frames): {r['total_s']:.1f}s "
+                     f"(queued {r['queued_s']:.1f}s{inference})")
+    if lat["median_total_s"] is not None:
+        lines.append(f"latency: median {lat['median_total_s']:.1f}s, slowest {lat['max_total_s']:.1f}s")
+    lines.append(f"spent: {len(findings['paid_requests'])} request(s), ${findings['cost_usd']:.2f}")
+    return lines
