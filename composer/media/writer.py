@@ -1,0 +1,290 @@
+"""Encoding numpy frames into a video file through an ffmpeg pipe.
+
+``VideoWriter`` takes RGB uint8 frames and writes H.264 yuv420p with BT.709
+tags (or ProRes / DNxHR); ``atomic_output`` and ``write_clip`` are helpers.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import subprocess
+from collections.abc import Iterable, Iterator, Sequence
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+
+from ..errors import MediaError
+from ._proc import StderrTail, ffmpeg_cmd, file_arg, stop_process
+from .audio import mux_audio
+
+# Output settings per codec name: encoder arguments and the default pixel format.
+CODECS: dict[str, tuple[list[str], str]] = {
+    "libx264": (["-c:v", "libx264"], "yuv420p"),
+    "h264": (["-c:v", "libx264"], "yuv420p"),
+    "libx265": (["-c:v", "libx265", "-tag:v", "hvc1"], "yuv420p"),
+    "prores": (["-c:v", "prores_ks", "-profile:v", "3", "-vendor", "apl0"], "yuv422p10le"),
+    "dnxhr": (["-c:v", "dnxhd", "-profile:v", "dnxhr_hq"], "yuv422p"),
+}
+_CRF_CODECS = ("libx264", "h264", "libx265")
+_INPUT_CHANNELS = {"rgb24": 3, "bgr24": 3, "rgba": 4, "gray": 1}
+
+
+def fps_arg(fps: float | int | Fraction | str) -> str:
+    """A frame rate as ffmpeg wants it: ``24``, ``30000/1001``."""
+    if isinstance(fps, str):
+        return fps
+    frac = Fraction(fps).limit_denominator(1001) if not isinstance(fps, Fraction) else fps
+    if frac <= 0:
+        raise ValueError(f"frame rate must be > 0, not {fps}")
+    return str(frac.numerator) if frac.denominator == 1 else f"{frac.numerator}/{frac.denominator}"
+
+
+class VideoWriter:
+    """Encode RGB uint8 frames (HxWx3) into ``path``.
+
+    H.264 output is yuv420p, BT.709 matrix with BT.709 primaries/transfer tags,
+    limited range, ``+faststart``. ``codec`` may also be ``prores`` (prores_ks
+    profile 3, yuv422p10le) or ``dnxhr`` (dnxhr_hq, yuv422p) for editors.
+    ``audio`` is an optional audio file muxed in (AAC) on close, padded or cut
+    to exactly the video's length (a stream-copy second pass).
+    ``threads`` pins the encoder's thread count (fix it when output bytes must be
+    identical across machines). ``gop`` sets the keyframe interval.
+
+    Use as a context manager: a clean exit finishes the file, an exception kills
+    ffmpeg and deletes the incomplete output.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        width: int,
+        height: int,
+        fps: float | int | Fraction | str,
+        *,
+        codec: str = "libx264",
+        crf: int | None = 18,
+        preset: str = "veryfast",
+        pix_fmt: str | None = None,
+        audio: str | Path | None = None,
+        input_pix_fmt: str = "rgb24",
+        threads: int | None = None,
+        gop: int | None = None,
+        extra_args: Sequence[str] = (),
+    ):
+        if codec not in CODECS:
+            raise ValueError(f"codec must be one of {', '.join(CODECS)}")
+        if input_pix_fmt not in _INPUT_CHANNELS:
+            raise ValueError(f"input_pix_fmt must be one of {', '.join(_INPUT_CHANNELS)}")
+        if width <= 0 or height <= 0:
+            raise ValueError(f"bad frame size {width}x{height}")
+        if codec in _CRF_CODECS and (width % 2 or height % 2) and (pix_fmt or "yuv420p") == "yuv420p":
+            raise ValueError(f"{codec} yuv420p needs even width and height, not {width}x{height}")
+        self.path = Path(path)
+        self.width, self.height = int(width), int(height)
+        self.fps = fps_arg(fps)
+        self.codec = codec
+        self.crf = crf
+        self.preset = preset
+        self.pix_fmt = pix_fmt or CODECS[codec][1]
+        self.audio = Path(audio) if audio is not None else None
+        # with audio, video is encoded beside the output first, then muxed to the exact length
+        self._encode_path = (
+            self.path.with_name(f".{self.path.name}.video-{os.getpid()}-{secrets.token_hex(3)}{self.path.suffix}")
+            if self.audio is not None
+            else self.path
+        )
+        self.input_pix_fmt = input_pix_fmt
+        self.threads = threads
+        self.gop = gop
+        self.extra_args = list(extra_args)
+        self.frames_written = 0
+        self._shape = (self.height, self.width) + (() if input_pix_fmt == "gray" else (_INPUT_CHANNELS[input_pix_fmt],))
+        self._proc: subprocess.Popen | None = None
+        self._stderr: StderrTail | None = None
+        self._done = False
+
+    def command(self) -> list[str]:
+        args = [
+            "-v", "error", "-y",
+            "-f", "rawvideo", "-pix_fmt", self.input_pix_fmt,
+            "-s", f"{self.width}x{self.height}", "-r", self.fps, "-i", "-",
+        ]  # fmt: skip
+        # zimg (zscale) for RGB→YUV: accurate rounding; then tag the frames BT.709, limited range
+        vf = (
+            f"zscale=m=709:r=limited,format={self.pix_fmt},"
+            "setparams=color_primaries=bt709:color_trc=bt709:colorspace=bt709:range=tv"
+        )
+        args += ["-map", "0:v:0", "-vf", vf]
+        args += CODECS[self.codec][0]
+        if self.codec in _CRF_CODECS:
+            if self.crf is not None:
+                args += ["-crf", str(self.crf)]
+            args += ["-preset", self.preset]
+        if self.threads is not None:
+            args += ["-threads", str(self.threads)]
+        if self.gop is not None:
+            args += ["-g", str(self.gop)]
+        args += [
+            "-pix_fmt", self.pix_fmt,
+            "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
+            "-r", self.fps,
+        ]  # fmt: skip
+        if self.path.suffix.lower() in (".mp4", ".mov", ".m4v"):
+            args += ["-movflags", "+faststart"]
+        args += self.extra_args
+        args.append(file_arg(self._encode_path))
+        return ffmpeg_cmd(*args)
+
+    def open(self) -> VideoWriter:
+        if self._proc is not None:
+            return self
+        if self._done:
+            raise MediaError(f"{self.path}: writer already closed")
+        if self.audio is not None and not self.audio.is_file():
+            raise MediaError(f"{self.audio}: no such file")
+        try:
+            self._proc = subprocess.Popen(
+                self.command(), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, bufsize=0
+            )
+        except OSError as exc:
+            raise MediaError(f"{self.path}: cannot run ffmpeg ({exc})") from exc
+        self._stderr = StderrTail(self._proc.stderr)
+        return self
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one frame (uint8, HxWx3 for rgb24 input)."""
+        if frame.dtype != np.uint8 or frame.shape != self._shape:
+            raise ValueError(f"frame must be uint8 {self._shape}, got {frame.dtype} {frame.shape}")
+        self.open()
+        assert self._proc is not None and self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(memoryview(np.ascontiguousarray(frame)).cast("B"))
+        except (BrokenPipeError, ValueError, OSError) as exc:
+            reason = self._reap_after_failure()
+            raise MediaError(f"{self.path}: encoder stopped after {self.frames_written} frames ({reason})") from exc
+        self.frames_written += 1
+
+    def write_all(self, frames: Iterable[np.ndarray]) -> int:
+        for frame in frames:
+            self.write(frame)
+        return self.frames_written
+
+    def _reap_after_failure(self) -> str:
+        proc, self._proc = self._proc, None
+        self._done = True
+        if proc is not None:
+            with contextlib.suppress(OSError, ValueError):
+                proc.stdin.close()  # type: ignore[union-attr]
+            stop_process(proc)
+        if self._stderr is not None:
+            self._stderr.join()
+            return self._stderr.last_error()
+        return "ffmpeg exited"
+
+    def close(self) -> Path:
+        """Finish the file; raise MediaError if ffmpeg failed or no frame was written."""
+        if self._done:
+            return self.path
+        if self.frames_written == 0:
+            self.abort()
+            raise MediaError(f"{self.path}: no frames written")
+        proc, self._proc = self._proc, None
+        self._done = True
+        assert proc is not None and proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError, OSError):
+            proc.stdin.close()
+        rc = proc.wait()
+        if self._stderr is not None:
+            self._stderr.join()
+        if rc != 0:
+            reason = self._stderr.last_error() if self._stderr is not None else "ffmpeg failed"
+            self._remove_outputs()
+            raise MediaError(f"{self.path}: encoding failed ({reason})")
+        if self.audio is not None:
+            try:
+                duration = float(self.frames_written / Fraction(self.fps))
+                mux_audio(self._encode_path, self.audio, self.path, duration_s=duration)
+            except BaseException:
+                self._remove_outputs()
+                raise
+            finally:
+                with contextlib.suppress(OSError):
+                    self._encode_path.unlink()
+        return self.path
+
+    def _remove_outputs(self) -> None:
+        for path in {self.path, self._encode_path}:
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+    def abort(self) -> None:
+        """Stop ffmpeg and delete the incomplete output."""
+        self._reap_after_failure()
+        self._remove_outputs()
+
+    def __enter__(self) -> VideoWriter:
+        return self.open()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def __del__(self) -> None:
+        if self._proc is not None:
+            with contextlib.suppress(Exception):
+                self.abort()
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it into place on success.
+
+    The temporary name keeps the extension (``.film.mp4.partial-<pid>-<rand>.mp4``) so
+    ffmpeg picks the right muxer. On an exception it is deleted and ``path`` is
+    left untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}-{secrets.token_hex(3)}{path.suffix}")
+    try:
+        yield tmp
+        if not tmp.is_file():
+            raise MediaError(f"{path}: nothing was written")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def write_clip(
+    frames: Iterable[np.ndarray],
+    path: str | Path,
+    fps: float | int | Fraction | str,
+    *,
+    crf: int = 12,
+    preset: str = "veryfast",
+    threads: int | None = None,
+) -> int:
+    """Encode ``frames`` (RGB uint8, all one size) to ``path`` at high quality; return the count.
+
+    Made for conditioning clips (a segment's last frames): crf 12 H.264 yuv420p,
+    so the frames survive the round trip within a level or two.
+    """
+    iterator = iter(frames)
+    try:
+        first = next(iterator)
+    except StopIteration:
+        raise MediaError(f"{path}: no frames to write") from None
+    height, width = first.shape[:2]
+    with VideoWriter(path, width, height, fps, crf=crf, preset=preset, threads=threads) as writer:
+        writer.write(first)
+        writer.write_all(iterator)
+    return writer.frames_written
