@@ -146,8 +146,9 @@ def film_frames(plan: RenderPlan, videos: dict[int, Path], spec: ColourSpec,
 def assemble(plan: RenderPlan, videos: dict[int, Path], output: Path, *, board: Storyboard | None = None,
              on_event: Callable[[Event], None] | None = None, cancel: threading.Event | None = None,
              codec: str = "h264", crf: int = 18, preset: str = "veryfast",
-             colour: ColourSpec | None = None) -> dict[str, Any]:
-    """Write the film for ``plan`` from its segments' ``videos`` to ``output`` atomically.
+             colour: ColourSpec | None = None, frames: tuple[int, int] | None = None) -> dict[str, Any]:
+    """Write the film for ``plan`` (or just its film frames ``frames=(start, end)``)
+    from its segments' ``videos`` to ``output`` atomically.
 
     Returns a report: frames written, codec, audio, per-seam colour jumps and
     per-segment transforms (for the manifest).
@@ -161,14 +162,15 @@ def assemble(plan: RenderPlan, videos: dict[int, Path], output: Path, *, board: 
         audio_path = board.resolve(plan.audio["file"])
         audio = plan.audio
     records: dict[int, dict[str, Any]] = {}
-    total = plan.total_frames
+    first, stop = frames if frames is not None else (0, plan.total_frames)
+    total = stop - first
     written = 0
     output = Path(output)
     with atomic_output(output) as tmp:
         video_only = tmp.with_name(tmp.stem + ".video" + tmp.suffix) if audio_path else tmp
         writer = VideoWriter(video_only, plan.width, plan.height, plan.fps, codec=codec, crf=crf, preset=preset)
         with writer:
-            for frame in film_frames(plan, videos, spec, records):
+            for frame in film_frames(plan, videos, spec, records, first, stop):
                 writer.write(frame)
                 written += 1
                 if written % 12 == 0 or written == total:
@@ -183,7 +185,7 @@ def assemble(plan: RenderPlan, videos: dict[int, Path], output: Path, *, board: 
 
             secs = lambda key: Timecode.parse(audio[key]).to_seconds(plan.fps)  # noqa: E731
             try:
-                mux_audio(video_only, audio_path, tmp, offset_s=secs("offset"), volume=audio["volume"],
+                mux_audio(video_only, audio_path, tmp, offset_s=secs("offset") + first / plan.fps, volume=audio["volume"],
                           fade_in_s=secs("fade_in"), fade_out_s=secs("fade_out"), duration_s=total / plan.fps)
             finally:
                 video_only.unlink(missing_ok=True)
@@ -197,5 +199,5 @@ def assemble(plan: RenderPlan, videos: dict[int, Path], output: Path, *, board: 
                           "delta_e": round(frame_delta_e(before["last"], after["first"]), 3),
                           "raw_overlap_delta_e": after.get("raw_overlap_delta_e")})
     transforms = {i: r["transform"] for i, r in records.items() if "transform" in r}
-    return {"frames": written, "codec": codec, "audio": str(audio_path) if audio_path else None,
+    return {"frames": written, "range": [first, stop], "codec": codec, "audio": str(audio_path) if audio_path else None,
             "colour": spec.model_dump(mode="json"), "seams": seams, "transforms": transforms}
