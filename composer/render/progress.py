@@ -86,7 +86,7 @@ class Progress:
         elif isinstance(e, CostIncurred):
             self.cost = e.total_usd
         elif isinstance(e, AssemblyProgress):
-            step = max(1, e.frames_total // 20)
+            step = max(1, e.frames_total // 10)
             if self.tty:
                 self._status(f"assembling {_bar(e.frames_done, e.frames_total)} {e.frames_done}/{e.frames_total} frames")
             elif e.frames_done == e.frames_total or e.frames_done // step != self._last_frames // step:
