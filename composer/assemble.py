@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator
 import cv2
 import numpy as np
 
-from .colour import ColourTransform, estimate, lerp
+from .colour import ChainColourMatcher, ColourConfig, SegmentColour
 from .errors import Cancelled, MediaError
 from .metrics import frame_delta_e
 from .plan import PlannedChain, PlannedSegment, RenderPlan
@@ -33,78 +33,75 @@ def _small(frame: np.ndarray) -> np.ndarray:
     return cv2.resize(frame, (SMALL_WIDTH, max(1, round(h * SMALL_WIDTH / w))), interpolation=cv2.INTER_AREA)
 
 
-class ChainLook:
-    """Colour state of one chain while it streams: the seam transform of the current
-    segment and the slow anchoring correction against creep."""
-
-    def __init__(self, spec: ColourSpec):
-        self.spec = spec
-        self.current = ColourTransform()
-        self.anchor = None
-
-    def seam(self, head_raw: list[np.ndarray], tail_shown: list[np.ndarray]) -> ColourTransform:
-        if self.spec.method == "none" or not head_raw:
-            self.current = ColourTransform()
-        else:
-            fitted = estimate(head_raw, tail_shown, self.spec.method)
-            self.current = lerp(ColourTransform(), fitted, self.spec.strength) if self.spec.strength < 1 else fitted
-        return self.current
-
-    def transform_at(self, local: int, num_frames: int) -> ColourTransform:
-        return self.current
+def _colour_config(spec: ColourSpec) -> ColourConfig:
+    return ColourConfig(method=spec.method, strength=spec.strength, anchor=spec.anchor)
 
 
-def _segment_frames(seg: PlannedSegment, video: Path, plan: RenderPlan, look: ChainLook,
-                    tail: list[np.ndarray] | None, next_overlap: int, record: dict[str, Any]) -> Iterator[np.ndarray]:
-    """The shown, colour-corrected frames of one segment; fills ``record`` as it goes."""
-    from .media import VideoReader
+def _segment_frames(seg: PlannedSegment, video: Path, plan: RenderPlan, matcher: ChainColourMatcher | None,
+                    tail: list[np.ndarray] | None, next_overlap: int, new_look: bool,
+                    record: dict[str, Any]) -> Iterator[np.ndarray]:
+    """The shown, colour-corrected frames of one segment; fills ``record`` as it goes.
 
-    reader = VideoReader(video, size=(plan.width, plan.height))
+    The colour of a segment is settled when its first shown frame arrives: by then
+    its re-generated overlap head has streamed past, and its last frame (the only
+    sample from further on) was read ahead with one seek.
+    """
+    from .media import VideoReader, read_frames
+
+    size = (plan.width, plan.height)
+    reader = VideoReader(video, size=size)
     if len(reader) < seg.num_frames:
         reader.close()
         raise MediaError(f"{seg.label}: {video} holds {len(reader)} frames, the plan needs {seg.num_frames}")
     shown = seg.shown_end - seg.shown_start
     first_shown = seg.shown_start - seg.output_start_frame
+    last_shown = first_shown + shown - 1
     head: list[np.ndarray] = []
-    keep_from = first_shown + shown - next_overlap if next_overlap else None
+    keep_from = last_shown + 1 - next_overlap if next_overlap else None
     record["tail"] = []
+    colour: SegmentColour | None = None
     with reader:
         for local, frame in enumerate(reader):
             if local < first_shown:
                 head.append(_small(frame))
                 continue
-            if local == first_shown:
-                if tail is not None and head:
-                    transform = look.seam(head, tail)
-                    record["transform"] = transform.to_dict()
-                    record["raw_overlap_delta_e"] = round(float(np.mean([frame_delta_e(h, t) for h, t in zip(head[-3:], tail[-3:])])), 3)
-                else:
-                    look.seam([], [])
-                head.clear()
-            if local >= first_shown + shown:
+            if local > last_shown:
                 break
-            transform = look.transform_at(local, seg.num_frames)
-            out = frame if transform.is_identity else transform.apply(frame)
+            if local == first_shown and matcher is not None:
+                samples = {local: _small(frame)}
+                if last_shown > local:
+                    samples[last_shown] = _small(read_frames(video, start=last_shown, count=1, size=size)[0])
+                if tail is not None and head:
+                    record["raw_overlap_delta_e"] = round(float(np.mean(
+                        [frame_delta_e(h, t) for h, t in zip(head[-3:], tail[-3:])])), 3)
+                    # a continue scene may change its look on purpose: hold it to its own from here
+                    colour = matcher.follow(head, tail, samples, last_shown + 1, next_overlap, new_anchor=new_look)
+                else:
+                    colour = matcher.start(samples, last_shown + 1, next_overlap)
+                record["transform"] = colour.to_dict()
+                head.clear()
+            out = frame if colour is None else colour.apply(frame, local)
             if keep_from is not None and local >= keep_from:
                 record["tail"].append(_small(out))
             if local == first_shown:
                 record["first"] = _small(out)
-            if local == first_shown + shown - 1:
+            if local == last_shown:
                 record["last"] = _small(out)
             yield out
 
 
 def _chain_frames(chain: PlannedChain, plan: RenderPlan, videos: dict[int, Path], spec: ColourSpec,
                   records: dict[int, dict[str, Any]]) -> Iterator[np.ndarray]:
-    look = ChainLook(spec)
+    matcher = None if spec.method == "none" else ChainColourMatcher(_colour_config(spec))
     tail: list[np.ndarray] | None = None
     segs = [plan.segments[i] for i in chain.segments]
     for j, seg in enumerate(segs):
         nxt = segs[j + 1] if j + 1 < len(segs) else None
         record: dict[str, Any] = {}
         records[seg.index] = record
-        yield from _segment_frames(seg, videos[seg.index], plan, look, tail,
-                                   nxt.overlap if nxt is not None else 0, record)
+        new_look = j > 0 and seg.scene != segs[j - 1].scene
+        yield from _segment_frames(seg, videos[seg.index], plan, matcher, tail,
+                                   nxt.overlap if nxt is not None else 0, new_look, record)
         tail = record.pop("tail", None)
 
 
