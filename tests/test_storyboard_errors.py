@@ -110,3 +110,12 @@ def test_missing_file_is_a_one_line_error(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "composer", "plan", str(tmp_path / "nope.yaml")], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"{tmp_path / 'nope.yaml'}:1:1: file not found"
+
+
+def test_colour_methods_in_the_language_match_the_colour_module():
+    import typing
+
+    from composer.colour import Method
+    from composer.storyboard.models import ColourSpec
+
+    assert set(typing.get_args(ColourSpec.model_fields["method"].annotation)) == set(typing.get_args(Method))

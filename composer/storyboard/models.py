@@ -113,7 +113,8 @@ class SegmentSpec(_Model):
 class ColourSpec(_Model):
     """Colour matching across seams."""
 
-    method: Literal["auto", "affine", "mkl", "none"] = "auto"
+    method: Literal["auto", "affine", "hm-mkl", "hm-affine", "mkl", "histogram", "none"] = Field(
+        "auto", description="Seam estimator; auto keeps the best of affine, hm-mkl and hm-affine on the overlap.")
     strength: float = Field(1.0, ge=0.0, le=1.0)
     anchor: float = Field(0.5, ge=0.0, le=1.0, description="How strongly a chain is held to its first segment's look.")
 
