@@ -58,10 +58,12 @@ def _segment_frames(seg: PlannedSegment, video: Path, plan: RenderPlan, matcher:
     last_shown = first_shown + shown - 1
     head: list[np.ndarray] = []
     keep_from = last_shown + 1 - next_overlap if next_overlap else None
-    record["tail"] = []
+    tail_raw: list[tuple[int, np.ndarray]] = []  # (index, small raw frame) of the frames the next seam compares
     colour: SegmentColour | None = None
     with reader:
         for local, frame in enumerate(reader):
+            if keep_from is not None and local >= keep_from:
+                tail_raw.append((local, _small(frame)))
             if local < first_shown:
                 head.append(_small(frame))
                 continue
@@ -81,13 +83,14 @@ def _segment_frames(seg: PlannedSegment, video: Path, plan: RenderPlan, matcher:
                 record["transform"] = colour.to_dict()
                 head.clear()
             out = frame if colour is None else colour.apply(frame, local)
-            if keep_from is not None and local >= keep_from:
-                record["tail"].append(_small(out))
             if local == first_shown:
                 record["first"] = _small(out)
             if local == last_shown:
                 record["last"] = _small(out)
             yield out
+    # the next segment re-generates these frames; compare it with them as shown (some may
+    # lie in this segment's own head when the overlap is longer than its new frames)
+    record["tail"] = [f if colour is None else colour.apply(f, i) for i, f in tail_raw]
 
 
 def _chain_frames(chain: PlannedChain, plan: RenderPlan, videos: dict[int, Path], spec: ColourSpec,

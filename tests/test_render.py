@@ -228,3 +228,15 @@ def test_sigkill_mid_render_resumes_without_regenerating(write_board, tmp_path):
     hits = {s["cache_key"] for s in manifest["segments"] if s["cache_hit"]}
     assert hits == done_before
     assert probe(tmp_path / "f.mp4").num_frames == 192
+
+
+def test_overlap_longer_than_new_frames_still_matches_colour(write_board, tmp_path, cache):
+    # 17-frame segments carrying 9 frames show only 8 of their own: the next seam's
+    # reference then includes a frame of the segment's own (re-generated) head
+    board = HEAD.replace("{frames: 33, overlap: 9}", "{frames: 17, overlap: 9}") + "scenes:\n  - {id: a, duration: 4s, prompt: x}\n"
+    path = write_board(board)
+    result = render(path, tmp_path / "f.mp4", cache=cache, backend_options={"drift": 1.0})
+    assert result.plan.requests >= 4
+    assert probe(tmp_path / "f.mp4").num_frames == 48
+    manifest = json.loads(result.manifest.read_text())
+    assert all(s["colour"] is not None for s in manifest["segments"])
