@@ -39,7 +39,7 @@ def _colour_config(spec: ColourSpec) -> ColourConfig:
 
 def _segment_frames(seg: PlannedSegment, video: Path, plan: RenderPlan, matcher: ChainColourMatcher | None,
                     tail: list[np.ndarray] | None, next_overlap: int, new_look: bool,
-                    record: dict[str, Any]) -> Iterator[np.ndarray]:
+                    record: dict[str, Any], keep_full_tail: bool = False) -> Iterator[np.ndarray]:
     """The shown, colour-corrected frames of one segment; fills ``record`` as it goes.
 
     The colour of a segment is settled when its first shown frame arrives: by then
@@ -63,7 +63,7 @@ def _segment_frames(seg: PlannedSegment, video: Path, plan: RenderPlan, matcher:
     with reader:
         for local, frame in enumerate(reader):
             if keep_from is not None and local >= keep_from:
-                tail_raw.append((local, _small(frame)))
+                tail_raw.append((local, frame if keep_full_tail else _small(frame)))
             if local < first_shown:
                 head.append(_small(frame))
                 continue
@@ -90,22 +90,46 @@ def _segment_frames(seg: PlannedSegment, video: Path, plan: RenderPlan, matcher:
             yield out
     # the next segment re-generates these frames; compare it with them as shown (some may
     # lie in this segment's own head when the overlap is longer than its new frames)
-    record["tail"] = [f if colour is None else colour.apply(f, i) for i, f in tail_raw]
+    shown_tail = [f if colour is None else colour.apply(f, i) for i, f in tail_raw]
+    if keep_full_tail:
+        record["full_tail"] = shown_tail
+        shown_tail = [_small(f) for f in shown_tail]
+    record["tail"] = shown_tail
+
+
+class ChainStream:
+    """One chain's segments streamed in order through its colour matcher.
+
+    The assembler shows every frame it yields; the scheduler uses the same stream
+    to condition a segment on its predecessor's tail as shown (``full_tail``).
+    """
+
+    def __init__(self, chain: PlannedChain, plan: RenderPlan, spec: ColourSpec, keep_full_tail: bool = False):
+        self.plan = plan
+        self.segments = [plan.segments[i] for i in chain.segments]
+        self.matcher = None if spec.method == "none" else ChainColourMatcher(_colour_config(spec))
+        self.tail: list[np.ndarray] | None = None
+        self.keep_full_tail = keep_full_tail
+        self.position = 0  # index in the chain of the next segment to stream
+
+    def next_segment(self, video: Path, record: dict[str, Any]) -> Iterator[np.ndarray]:
+        j = self.position
+        seg = self.segments[j]
+        nxt = self.segments[j + 1] if j + 1 < len(self.segments) else None
+        new_look = j > 0 and seg.scene != self.segments[j - 1].scene
+        yield from _segment_frames(seg, video, self.plan, self.matcher, self.tail,
+                                   nxt.overlap if nxt is not None else 0, new_look, record, self.keep_full_tail)
+        self.tail = record.pop("tail", None)
+        self.position += 1
 
 
 def _chain_frames(chain: PlannedChain, plan: RenderPlan, videos: dict[int, Path], spec: ColourSpec,
                   records: dict[int, dict[str, Any]]) -> Iterator[np.ndarray]:
-    matcher = None if spec.method == "none" else ChainColourMatcher(_colour_config(spec))
-    tail: list[np.ndarray] | None = None
-    segs = [plan.segments[i] for i in chain.segments]
-    for j, seg in enumerate(segs):
-        nxt = segs[j + 1] if j + 1 < len(segs) else None
+    stream = ChainStream(chain, plan, spec)
+    for seg in stream.segments:
         record: dict[str, Any] = {}
         records[seg.index] = record
-        new_look = j > 0 and seg.scene != segs[j - 1].scene
-        yield from _segment_frames(seg, videos[seg.index], plan, matcher, tail,
-                                   nxt.overlap if nxt is not None else 0, new_look, record)
-        tail = record.pop("tail", None)
+        yield from stream.next_segment(videos[seg.index], record)
 
 
 def film_frames(plan: RenderPlan, videos: dict[int, Path], spec: ColourSpec,

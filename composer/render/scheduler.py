@@ -108,6 +108,20 @@ class MediaResolver:
         return out
 
 
+def tail_mode(board: Storyboard) -> str:
+    colour = board.defaults.colour
+    return "raw" if colour.method == "none" else colour.tail
+
+
+def overlap_spec(board: Storyboard, seg: PlannedSegment) -> dict[str, Any]:
+    """What a segment's conditioning tail depends on besides its parent's key."""
+    spec: dict[str, Any] = {"frames": seg.overlap, "strength": board.defaults.segment.overlap_strength,
+                            "tail": tail_mode(board)}
+    if seg.overlap and spec["tail"] == "corrected":  # the tail's pixels then follow the colour settings
+        spec["colour"] = board.defaults.colour.model_dump(mode="json")
+    return spec
+
+
 def compute_keys(plan: RenderPlan, board: Storyboard, backend: Backend, media: MediaResolver) -> dict[int, str]:
     """Every segment's cache key, in plan order (a parent's key before its children's)."""
     keys: dict[int, str] = {}
@@ -118,7 +132,7 @@ def compute_keys(plan: RenderPlan, board: Storyboard, backend: Backend, media: M
             request_without_urls=req.without_urls(),
             media_hashes=media.media_hashes(seg),
             parent_key=keys[seg.depends_on] if seg.depends_on is not None else None,
-            overlap={"frames": seg.overlap, "strength": board.defaults.segment.overlap_strength, "tail": "raw"},
+            overlap=overlap_spec(board, seg),
         )
     return keys
 
@@ -139,6 +153,7 @@ class Scheduler:
         self.media = MediaResolver(board, plan, cache)
         self.keys = compute_keys(plan, board, backend, self.media)
         self.only = only  # segments needed (a partial render); None = all
+        self._shown_tails: dict[int, list[Any]] = {}  # parent index -> its last frames as shown (corrected tails)
         self.outcomes: dict[int, SegmentOutcome] = {s.index: SegmentOutcome(s.index, self.keys[s.index]) for s in plan.segments}
 
     def cached(self) -> dict[int, bool]:
@@ -162,6 +177,12 @@ class Scheduler:
 
     def _run_chain(self, chain: list[PlannedSegment]) -> None:
         broken: str | None = None
+        stream = None
+        if tail_mode(self.board) == "corrected" and len(chain) > 1:
+            from ..assemble import ChainStream
+
+            stream = ChainStream(self.plan.chains[chain[0].chain], self.plan, self.board.defaults.colour,
+                                 keep_full_tail=True)
         for seg in chain:
             out = self.outcomes[seg.index]
             if broken is not None or self.cancel.is_set():
@@ -169,6 +190,8 @@ class Scheduler:
                 self.emit(SegmentFailed(seg.index, seg.label, out.error, skipped=True))
                 continue
             try:
+                if stream is not None and seg.depends_on is not None and not self.cache.has(self.keys[seg.index]):
+                    self._follow_chain(stream, seg.depends_on)
                 self._run_segment(seg, out)
             except ComposerError as exc:
                 out.status, out.error, out.error_type = "failed", str(exc), type(exc).__name__
@@ -262,6 +285,19 @@ class Scheduler:
         body["images"], body["videos"] = images, videos
         return GenerationRequest.model_validate(body)
 
+    def _follow_chain(self, stream: Any, parent: int) -> None:
+        """Stream the chain's colour matching up to ``parent``: its shown tail conditions the next segment."""
+        while stream.position < len(stream.segments) and stream.segments[stream.position].index <= parent:
+            seg = stream.segments[stream.position]
+            video = self.outcomes[seg.index].video
+            if video is None:
+                raise MediaError(f"{seg.label} has no video to condition on")
+            record: dict[str, Any] = {}
+            for _ in stream.next_segment(video, record):
+                pass
+            if seg.index == parent:
+                self._shown_tails[parent] = record["full_tail"]
+
     def _tail_clip(self, parent: int, frames: int) -> Path:
         """The last ``frames`` frames of the parent's actual output, as a small MP4."""
         from ..media import read_frames, write_clip
@@ -272,7 +308,8 @@ class Scheduler:
         out = self.workdir / f"tail{parent:04d}x{frames}.mp4"
         if not out.exists():
             n = self.plan.segments[parent].num_frames
-            clip = read_frames(src, start=n - frames, count=frames)
+            shown = self._shown_tails.pop(parent, None)
+            clip = shown[-frames:] if shown is not None else read_frames(src, start=n - frames, count=frames)
             if len(clip) != frames:
                 raise MediaError(f"segment {parent}: expected {frames} tail frames, decoded {len(clip)}")
             tmp = out.with_name(f".{out.stem}.partial.mp4")

@@ -117,6 +117,11 @@ class ColourSpec(_Model):
         "auto", description="Seam estimator; auto keeps the best of affine, hm-mkl and hm-affine on the overlap.")
     strength: float = Field(1.0, ge=0.0, le=1.0)
     anchor: float = Field(0.5, ge=0.0, le=1.0, description="How strongly a chain is held to its first segment's look.")
+    tail: Literal["raw", "corrected"] = Field(
+        "corrected",
+        description="What conditions the next segment: the previous segment's tail as generated (raw) "
+        "or as shown after colour matching (corrected, which stops drift compounding at the source).",
+    )
 
 
 class Output(_Model):

@@ -1,0 +1,116 @@
+"""Raw or colour-corrected tails as conditioning: which keeps a long chain's colour?
+
+Renders one 20-segment chain with the preview backend's model-like drift twice,
+conditioning each segment on its predecessor's tail as generated (``raw``) or as
+shown after colour matching (``corrected``), and measures how far each segment's
+mean colour (CIE Lab) is from the same segment rendered without drift (the true
+look: the content moves, so comparing with the first segment would measure the
+content), in the assembled film; colour matching off is the baseline. Writes its section of benchmarks/RESULTS.md.
+
+    python benchmarks/tail_mode.py [--quick] [--out RESULTS.md]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import composer
+from composer.media import read_frames
+from composer.metrics import ciede2000, mean_lab
+
+BOARD = """\
+version: 1
+title: tail mode
+output: {{resolution: 480p, aspect_ratio: "16:9", fps: 12}}
+defaults:
+  seed: 7
+  segment: {{frames: {frames}, overlap: 9}}
+  colour: {{method: auto, tail: {tail}}}
+scenes:
+  - id: shot
+    duration: {frames_total}f
+    prompt: "a slow pan across a harbour at dawn, boats and a pier"
+"""
+
+
+def segment_means(frames: list[np.ndarray], plan) -> list[np.ndarray]:
+    """Mean Lab of each segment's shown frames."""
+    means = []
+    for seg in plan.segments:
+        shown = frames[seg.shown_start:seg.shown_end]
+        means.append(mean_lab(np.stack(shown[:: max(1, len(shown) // 6)])))
+    return means
+
+
+def errors(means: list[np.ndarray], truth: list[np.ndarray]) -> list[float]:
+    return [float(ciede2000(m[None, :], t[None, :])[0]) for m, t in zip(means, truth)]
+
+
+def run(quick: bool, drift: float) -> dict[str, list[float]]:
+    segments = 6 if quick else 20
+    frames = 17 if quick else 33
+    total = frames + (segments - 1) * (frames - 9)
+    out: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+
+        def film(name: str, method: str, tail: str, d: float) -> list[np.ndarray]:
+            text = BOARD.format(frames=frames, frames_total=total, tail=tail).replace("method: auto", f"method: {method}")
+            board = composer.loads(text, name=str(tmp / f"{name}.yaml"), base_dir=tmp)
+            result = composer.render(board, tmp / f"{name}.mp4", cache=tmp / "cache", backend_options={"drift": d})
+            return segment_means(read_frames(tmp / f"{name}.mp4"), result.plan)
+
+        truth = film("truth", "none", "raw", 0.0)
+        out["matching off"] = errors(film("off", "none", "raw", drift), truth)
+        out["raw tail"] = errors(film("raw", "auto", "raw", drift), truth)
+        out["corrected tail"] = errors(film("corrected", "auto", "corrected", drift), truth)
+        assert all(len(v) == segments for v in out.values())
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="6 short segments (for the test suite)")
+    ap.add_argument("--drift", type=float, default=1.0)
+    ap.add_argument("--out", type=Path, default=Path(__file__).with_name("RESULTS.md"))
+    args = ap.parse_args()
+    started = time.time()
+    load = os.getloadavg()[0]
+    res = run(args.quick, args.drift)
+    rows = []
+    for name, f in res.items():
+        rows.append(f"| {name} | {f[-1]:.2f} | {max(f):.2f} | {np.mean(f):.2f} |")
+    section = "\n".join([
+        "## Conditioning tail: raw or corrected",
+        "",
+        f"`python benchmarks/tail_mode.py{' --quick' if args.quick else ''}` — one chain of {len(res['raw tail'])} "
+        f"segments, preview drift {args.drift}, colour method auto; {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
+        f"load average {load:.1f} at start, {time.time() - started:.0f} s.",
+        "ΔE (CIEDE2000) between each segment's mean colour in the film and in the same chain rendered without drift.",
+        "",
+        "| conditioning | last segment | worst segment | mean |",
+        "|---|---|---|---|",
+        *rows,
+        "",
+    ])
+    text = args.out.read_text() if args.out.exists() else "# Benchmark results\n\n"
+    marker = "## Conditioning tail: raw or corrected"
+    if marker in text:
+        head, rest = text.split(marker, 1)
+        nxt = rest.find("\n## ")
+        text = head + section + (rest[nxt + 1:] if nxt >= 0 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    args.out.write_text(text)
+    print(section)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
