@@ -225,3 +225,24 @@ def assemble(plan: RenderPlan, videos: dict[int, Path], output: Path, *, board: 
     transforms = {i: r["transform"] for i, r in records.items() if "transform" in r}
     return {"frames": written, "range": [first, stop], "codec": codec, "audio": str(audio_path) if audio_path else None,
             "colour": spec.model_dump(mode="json"), "seams": seams, "transforms": transforms}
+
+
+def assemble_chain(plan: RenderPlan, chain_index: int, videos: dict[int, Path], output: Path, *,
+                   board: Storyboard | None = None, codec: str = "h264", crf: int = 18,
+                   preset: str = "veryfast") -> int:
+    """Write one chain's own media (film frames chain.start..chain.end, colour-matched,
+    no dissolve baked in) for editors who re-time cuts and dissolves themselves."""
+    from .media import VideoWriter, atomic_output
+
+    chain = plan.chains[chain_index]
+    spec = board.defaults.colour if board is not None else ColourSpec(**plan.colour)
+    written = 0
+    with atomic_output(output) as tmp:
+        with VideoWriter(tmp, plan.width, plan.height, plan.fps, codec=codec, crf=crf, preset=preset) as writer:
+            for frame in _chain_frames(chain, plan, videos, spec, {}):
+                writer.write(frame)
+                written += 1
+    expected = chain.end_frame - chain.start_frame
+    if written != expected:
+        raise MediaError(f"chain {chain_index}: wrote {written} frames, expected {expected}")
+    return written

@@ -171,3 +171,20 @@ def test_cancel_from_another_thread_keeps_finished_segments(write_board, tmp_pat
     assert 1 <= len(done) < composer.plan(composer.load(path)).requests
     again = composer.render(path, tmp_path / "f.mp4", cache=cache)
     assert again.cached >= len(done)
+
+
+def test_per_chain_media_and_timeline(write_board, tmp_path, cache):
+    import opentimelineio as otio
+
+    board = BOARD.replace('transition: continue}', 'transition: continue}').replace(
+        '{id: c, duration: 2s, prompt: "third"}', '{id: c, duration: 2s, prompt: "third", transition: {crossfade: 1s}}')
+    path = write_board(board)
+    result = composer.render(path, tmp_path / "f.mp4", cache=cache, per_chain=True)
+    p = result.plan
+    for chain in p.chains:
+        media = tmp_path / f"f.chain{chain.index:02d}.mp4"
+        assert probe(media).num_frames == chain.end_frame - chain.start_frame
+    timeline = otio.adapters.read_from_file(str(tmp_path / "f.chains.otio"))
+    transitions = [t for t in timeline.tracks[0] if isinstance(t, otio.schema.Transition)]
+    assert len(transitions) == 1
+    assert (transitions[0].in_offset + transitions[0].out_offset).to_frames() == p.chains[1].fade_in == 12

@@ -134,12 +134,13 @@ def plan_cmd(board: Path, as_json: bool, backend: str, cache_dir: Path | None) -
 @click.option("--range", "frame_range", default=None, metavar="START-END",
               help="Render and write only this part of the film, e.g. 00:10-00:25 or 240f-600f.")
 @click.option("--draft", is_flag=True, help="Same plan at 480p with fewer steps, for cheap iteration (cached apart).")
+@click.option("--per-chain", is_flag=True, help="Also write each chain's own media and FILM.chains.otio (dissolves left to your editor).")
 @click.option("--dry-run", is_flag=True, help="Show what would be generated and what it would cost; generate nothing.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only errors.")
 @handle_errors
 def render(board: Path, output: Path, backend: str, cache_dir: Path | None, jobs: int, max_cost: float | None,
            retries: int, codec: str, drift: float | None, scenes: tuple[str, ...], frame_range: str | None,
-           draft: bool, dry_run: bool, quiet: bool) -> None:
+           draft: bool, per_chain: bool, dry_run: bool, quiet: bool) -> None:
     """Render BOARD into one film, reusing every segment already in the cache."""
     from ..plan import draft_board, frame_range_segments, plan
     from ..render import render as run_render
@@ -173,7 +174,7 @@ def render(board: Path, output: Path, backend: str, cache_dir: Path | None, jobs
     try:
         result = run_render(b, output, backend=backend, cache=cache_dir, jobs=jobs, max_cost=max_cost,
                             on_event=progress, codec=codec, backend_options=options,
-                            scenes=list(scenes) or None, frame_range=frames)
+                            scenes=list(scenes) or None, frame_range=frames, per_chain=per_chain)
     finally:
         progress.close()
     if not quiet:

@@ -70,6 +70,7 @@ def render(
     frame_range: tuple[int, int] | None = None,
     draft: bool = False,
     otio: bool = True,
+    per_chain: bool = False,
 ) -> RenderResult:
     """Render a storyboard to ``output`` (an MP4, or .mov for prores/dnxhr).
 
@@ -121,12 +122,31 @@ def render(
             from ..otio import export_timeline, write_otio
 
             report["otio"] = str(write_otio(export_timeline(plan, board, output.name), output.with_suffix(".otio")))
+        if per_chain and part is None:
+            report["chains"] = _write_chain_media(plan, board, outcomes, output, codec)
         manifest = write_manifest(manifest_path_for(output), _manifest(board, plan, backend, scheduler, outcomes, report, output, cost))
         emit(RenderFinished(str(output), 0))
         return RenderResult(output, manifest, plan, outcomes, cost, report)
     finally:
         backend.close()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _write_chain_media(plan: RenderPlan, board: Storyboard, outcomes: dict[int, SegmentOutcome],
+                       output: Path, codec: str) -> dict[str, Any]:
+    """Each chain's own file (``film.chain00.mp4`` …) and ``film.chains.otio`` laying them out
+    with the storyboard's dissolves as OTIO transitions."""
+    from ..assemble import assemble_chain
+    from ..otio import export_per_chain, write_otio
+
+    videos = {i: o.video for i, o in outcomes.items()}
+    names = {}
+    for chain in plan.chains:
+        path = output.with_name(f"{output.stem}.chain{chain.index:02d}{output.suffix}")
+        assemble_chain(plan, chain.index, videos, path, board=board, codec=codec)
+        names[chain.index] = path.name
+    timeline = write_otio(export_per_chain(plan, board, names), output.with_name(output.stem + ".chains.otio"))
+    return {"files": list(names.values()), "otio": str(timeline)}
 
 
 def part_range(plan: RenderPlan, scenes: list[str] | None, frame_range: tuple[int, int] | None) -> tuple[int, int] | None:
