@@ -54,7 +54,7 @@ def errors(means: list[np.ndarray], truth: list[np.ndarray]) -> list[float]:
 
 
 def run(quick: bool, drift: float) -> dict[str, list[float]]:
-    segments = 6 if quick else 20
+    segments = 4 if quick else 20
     frames = 17 if quick else 33
     total = frames + (segments - 1) * (frames - 9)
     out: dict[str, list[float]] = {}
