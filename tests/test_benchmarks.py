@@ -1,0 +1,118 @@
+"""The benchmark scripts run end to end at tiny sizes (``--quick``) and write
+well-formed results: their section of a results file (a temporary one, never
+benchmarks/RESULTS.md) with a markdown table, the command, the machine and the
+figures as JSON.
+"""
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "benchmarks"
+sys.path.insert(0, str(BENCH))
+import common  # noqa: E402
+
+
+def run_script(name: str, out: Path, *extra: str, timeout: float = 240) -> str:
+    proc = subprocess.run([sys.executable, str(BENCH / f"{name}.py"), "--quick", "--out", str(out), *extra],
+                          cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def check_common(body: str, data: dict, name: str, out: Path) -> None:
+    assert f"benchmarks/{name}.py --quick --out {out}" in body  # the exact command
+    assert data["command"].startswith(f"python benchmarks/{name}.py --quick")
+    assert data["quick"] is True
+    m = data["machine"]
+    assert m["cores"] >= 1 and m["cpu"] and len(m["load_at_start"]) == 3
+    assert "load average at start" in body and "cores" in body
+    assert "| --- |" in body.replace("|---|", "| --- |")  # a markdown table
+    assert out.read_text().startswith("# Benchmarks")
+
+
+def finite(*xs: float) -> bool:
+    return all(isinstance(x, (int, float)) and math.isfinite(x) for x in xs)
+
+
+@pytest.mark.timeout(300)
+def test_seams_quick(tmp_path: Path) -> None:
+    out = tmp_path / "RESULTS.md"
+    run_script("seams", out, "--cache", str(tmp_path / "cache"))
+    body, data = common.read_section("seams", out)
+    check_common(body, data, "seams", out)
+    assert set(data["seams"]) >= {"none", "auto"}
+    for method, s in data["seams"].items():
+        assert s["seams"], method
+        assert finite(s["ratio_mean"], s["ratio_worst"], s["median_interior_de"])
+        assert s["ratio_worst"] >= s["ratio_mean"] > 0
+        assert len(s["seams"]) == data["seam_film"]["segments"] - data["seam_film"]["chains"]
+    # drift on, no matching: seams are visible; matching makes them smaller
+    assert data["seams"]["none"]["ratio_mean"] > data["seams"]["auto"]["ratio_mean"]
+    chain = data["chain"]
+    n = chain["segments"]
+    assert len(chain["no_drift_vs_first"]) == n and chain["no_drift_vs_first"][0] == 0
+    for m in ("none", "auto"):
+        assert len(chain[m]["vs_first"]) == n and len(chain[m]["vs_undrifted"]) == n
+        assert len(chain[m]["drift"]) == n and chain[m]["drift"][0] == 0
+    for plot in data["plots"]:
+        assert Path(plot).parent == tmp_path and Path(plot).stat().st_size > 1000
+        assert Path(plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "ratio mean" in body and "Long chain" in body
+
+
+@pytest.mark.timeout(300)
+def test_assemble_quick(tmp_path: Path) -> None:
+    pytest.importorskip("psutil")
+    pytest.importorskip("moviepy")
+    out = tmp_path / "RESULTS.md"
+    run_script("assemble", out, "--cache", str(tmp_path / "cache"))
+    body, data = common.read_section("assemble", out)
+    check_common(body, data, "assemble", out)
+    assert data["encoder"] == {"codec": "libx264", "crf": 18, "preset": "veryfast", "pix_fmt": "yuv420p"}
+    for length, film in data["films"].items():
+        for way in ("composer", "ffmpeg", "moviepy"):
+            w = film[way]
+            assert finite(w["fps"], w["peak_rss_mib"], w["ratio_to_ffmpeg"]) and w["fps"] > 0
+            assert w["peak_rss_mib"] > 5  # the tree was sampled
+        assert film["composer"]["frames"] == film["film_frames"]
+        assert film["ffmpeg"]["frames"] == film["segment_frames"]
+        assert film["ffmpeg"]["ratio_to_ffmpeg"] == 1.0
+        assert film["composer"]["peak_procs"] >= 2  # Python plus ffmpeg children were counted
+    assert "× ffmpeg" in body and "peak RSS" in body
+
+
+@pytest.mark.timeout(300)
+def test_schedule_quick(tmp_path: Path) -> None:
+    out = tmp_path / "RESULTS.md"
+    run_script("schedule", out)
+    body, data = common.read_section("schedule", out)
+    check_common(body, data, "schedule", out)
+    assert [f["chains"] for f in data["films"]] == [1, 3]
+    for f in data["films"]:
+        assert f["requests"] == f["segments"]
+        assert f["rerender_requests"] == 0
+        assert f["scheduling_seconds"] >= f["ideal_seconds"] * 0.95
+        assert finite(f["overhead"], f["assembly_seconds"])
+    e = data["edit"]
+    assert e["first_requests"] == e["segments"]
+    assert e["expected"] and e["exact"] is True
+    assert "re-render requests" in body
+
+
+def test_sections_replace_each_other_not_the_rest(tmp_path: Path) -> None:
+    out = tmp_path / "R.md"
+    common.write_section("a", "## A\n\n| x |\n|---|\n| 1 |", {"v": 1, "cmd": "x --quick"}, out)
+    common.write_section("b", "## B", {"v": 2}, out)
+    common.write_section("a", "## A again", {"v": 3}, out)
+    text = out.read_text()
+    assert text.count("section:a -->") == 2 and "## A again" in text and "## B" in text
+    assert common.read_section("a", out)[1] == {"v": 3}
+    assert common.read_section("b", out)[1] == {"v": 2}
+    with pytest.raises(ValueError):
+        common.read_section("c", out)
