@@ -34,98 +34,207 @@ def _small(frame: np.ndarray) -> np.ndarray:
 
 
 def _colour_config(spec: ColourSpec) -> ColourConfig:
-    return ColourConfig(method=spec.method, strength=spec.strength, anchor=spec.anchor)
+    return ColourConfig(method=spec.method, strength=spec.strength, anchor=spec.anchor, spatial=spec.spatial)
 
 
-def _segment_frames(seg: PlannedSegment, video: Path, plan: RenderPlan, matcher: ChainColourMatcher | None,
-                    tail: list[np.ndarray] | None, next_overlap: int, new_look: bool,
-                    record: dict[str, Any], keep_full_tail: bool = False) -> Iterator[np.ndarray]:
-    """The shown, colour-corrected frames of one segment; fills ``record`` as it goes.
-
-    The colour of a segment is settled when its first shown frame arrives: by then
-    its re-generated overlap head has streamed past, and its last frame (the only
-    sample from further on) was read ahead with one seek.
-    """
-    from .media import VideoReader, read_frames
-
-    size = (plan.width, plan.height)
-    reader = VideoReader(video, size=size)
-    if len(reader) < seg.num_frames:
-        reader.close()
-        raise MediaError(f"{seg.label}: {video} holds {len(reader)} frames, the plan needs {seg.num_frames}")
-    shown = seg.shown_end - seg.shown_start
-    first_shown = seg.shown_start - seg.output_start_frame
-    last_shown = first_shown + shown - 1
-    head: list[np.ndarray] = []
-    keep_from = last_shown + 1 - next_overlap if next_overlap else None
-    tail_raw: list[tuple[int, np.ndarray]] = []  # (index, small raw frame) of the frames the next seam compares
-    colour: SegmentColour | None = None
-    with reader:
-        for local, frame in enumerate(reader):
-            if keep_from is not None and local >= keep_from:
-                tail_raw.append((local, frame if keep_full_tail else _small(frame)))
-            if local < first_shown:
-                head.append(_small(frame))
-                continue
-            if local > last_shown:
-                break
-            if local == first_shown and matcher is not None:
-                samples = {local: _small(frame)}
-                if last_shown > local:
-                    samples[last_shown] = _small(read_frames(video, start=last_shown, count=1, size=size)[0])
-                if tail is not None and head:
-                    record["raw_overlap_delta_e"] = round(float(np.mean(
-                        [frame_delta_e(h, t) for h, t in zip(head[-3:], tail[-3:])])), 3)
-                    # a continue scene may change its look on purpose: hold it to its own from here
-                    colour = matcher.follow(head, tail, samples, last_shown + 1, next_overlap, new_anchor=new_look)
-                else:
-                    colour = matcher.start(samples, last_shown + 1, next_overlap)
-                record["transform"] = colour.to_dict()
-                head.clear()
-            out = frame if colour is None else colour.apply(frame, local)
-            if local == first_shown:
-                record["first"] = _small(out)
-            if local == last_shown:
-                record["last"] = _small(out)
-            yield out
-    # the next segment re-generates these frames; compare it with them as shown (some may
-    # lie in this segment's own head when the overlap is longer than its new frames)
-    shown_tail = [f if colour is None else colour.apply(f, i) for i, f in tail_raw]
-    if keep_full_tail:
-        record["full_tail"] = shown_tail
-        shown_tail = [_small(f) for f in shown_tail]
-    record["tail"] = shown_tail
+def _check_length(seg: PlannedSegment, video: Path, frames: int) -> None:
+    if frames < seg.num_frames:
+        raise MediaError(f"{seg.label}: {video} holds {frames} frames, the plan needs {seg.num_frames}")
 
 
 class ChainStream:
     """One chain's segments streamed in order through its colour matcher.
 
-    The assembler shows every frame it yields; the scheduler uses the same stream
-    to condition a segment on its predecessor's tail as shown (``full_tail``).
+    Each segment's re-generated overlap head is compared with its predecessor's
+    tail as shown to fit its colour; the film shows the overlap as a dissolve from
+    that tail to the corrected head, so whatever the fit leaves is spread over the
+    overlap instead of landing on one frame. The assembler shows every frame
+    ``next_segment`` yields; the scheduler calls ``follow`` to learn a segment's
+    tail as shown (``full_tail``), which conditions the next segment, without
+    decoding more of it than its head and tail.
     """
 
-    def __init__(self, chain: PlannedChain, plan: RenderPlan, spec: ColourSpec, keep_full_tail: bool = False):
+    def __init__(self, chain: PlannedChain, plan: RenderPlan, spec: ColourSpec, keep_full_tail: bool = False,
+                 keep_samples: bool = False):
         self.plan = plan
         self.segments = [plan.segments[i] for i in chain.segments]
         self.matcher = None if spec.method == "none" else ChainColourMatcher(_colour_config(spec))
-        self.tail: list[np.ndarray] | None = None
+        self.tail: list[np.ndarray] | None = None  # small copies of the previous segment's tail as shown
+        self.pending: list[np.ndarray] = []  # its last shown frames, held back to dissolve into the next head
         self.keep_full_tail = keep_full_tail
+        self.keep_samples = keep_samples  # write a decoded last-frame sample beside its video for next time
         self.position = 0  # index in the chain of the next segment to stream
 
-    def next_segment(self, video: Path, record: dict[str, Any]) -> Iterator[np.ndarray]:
+    def _geometry(self) -> tuple[PlannedSegment, int, int, int, bool]:
         j = self.position
         seg = self.segments[j]
         nxt = self.segments[j + 1] if j + 1 < len(self.segments) else None
+        first_shown = seg.shown_start - seg.output_start_frame
+        last_shown = first_shown + (seg.shown_end - seg.shown_start) - 1
         new_look = j > 0 and seg.scene != self.segments[j - 1].scene
-        yield from _segment_frames(seg, video, self.plan, self.matcher, self.tail,
-                                   nxt.overlap if nxt is not None else 0, new_look, record, self.keep_full_tail)
-        self.tail = record.pop("tail", None)
+        return seg, first_shown, last_shown, nxt.overlap if nxt is not None else 0, new_look
+
+    def _colour(self, video: Path, head: list[np.ndarray], first: np.ndarray, first_shown: int, last_shown: int,
+                next_overlap: int, new_look: bool, record: dict[str, Any],
+                last: np.ndarray | None = None) -> SegmentColour | None:
+        """Settle the segment's colour from its head (small raw frames), its first shown
+        frame and its last (``last``, or the sample kept beside the video, or one seek)."""
+        if self.matcher is None:
+            return None
+        samples = {first_shown: first}
+        if last_shown > first_shown:
+            samples[last_shown] = last if last is not None else _last_sample(video, last_shown, self.plan,
+                                                                             self.keep_samples)
+        if self.tail is not None and head:
+            k = min(len(head), len(self.tail))
+            head, tail = head[-k:], self.tail[-k:]
+            record["raw_overlap_delta_e"] = round(float(np.mean(
+                [frame_delta_e(h, t) for h, t in zip(head[-3:], tail[-3:])])), 3)
+            # a continue scene may change its look on purpose: hold it to its own from here
+            colour = self.matcher.follow(head, tail, samples, last_shown + 1, next_overlap, new_anchor=new_look)
+        else:
+            colour = self.matcher.start(samples, last_shown + 1, next_overlap)
+        record["transform"] = colour.to_dict()
+        return colour
+
+    def next_segment(self, video: Path, record: dict[str, Any]) -> Iterator[np.ndarray]:
+        """The film frames this segment shows, colour-corrected; fills ``record``.
+
+        The first frames are the dissolve across the overlap with the previous
+        segment's held-back tail; this segment's own last frames are held back in
+        turn when another segment of the chain follows.
+        """
+        from .media import VideoReader
+
+        seg, first_shown, last_shown, next_overlap, new_look = self._geometry()
+        pending, self.pending = self.pending, []
+        blend_from = first_shown - len(pending)  # head frames shown dissolving over ``pending``
+        hold_from = last_shown + 1 - min(next_overlap, last_shown + 1 - first_shown)
+        keep_from = last_shown + 1 - next_overlap if next_overlap else last_shown + 1
+        head_small: list[np.ndarray] = []
+        head_full: list[np.ndarray] = []
+        tail_raw: list[tuple[int, np.ndarray]] = []  # (index, raw frame) of the frames the next seam compares
+        colour: SegmentColour | None = None
+        reader = VideoReader(video, size=(self.plan.width, self.plan.height))
+        _check_length(seg, video, len(reader))
+        if len(pending) > first_shown:  # more held back than this head re-generates: show those as they were
+            yield from pending[: len(pending) - first_shown]
+            pending = pending[len(pending) - first_shown:]
+        with reader:
+            for local, frame in enumerate(reader):
+                if local > last_shown:
+                    break
+                if local >= keep_from:
+                    tail_raw.append((local, frame if self.keep_full_tail else _small(frame)))
+                if local < first_shown:
+                    head_small.append(_small(frame))
+                    if local >= blend_from:
+                        head_full.append(frame)
+                    continue
+                if local == first_shown:
+                    colour = self._colour(video, head_small, _small(frame), first_shown, last_shown,
+                                          next_overlap, new_look, record)
+                    head_small.clear()
+                    n = len(head_full)
+                    for j, (before, raw) in enumerate(zip(pending, head_full)):
+                        after = raw if colour is None else colour.apply(raw, blend_from + j)
+                        w = (j + 1) / (n + 1)
+                        yield cv2.addWeighted(before, 1.0 - w, after, w, 0.0)
+                    head_full.clear()
+                out = frame if colour is None else colour.apply(frame, local)
+                if local == first_shown:
+                    record["first"] = _small(out)
+                if local == last_shown:
+                    record["last"] = _small(out)
+                if local >= hold_from:
+                    self.pending.append(out)
+                else:
+                    yield out
+        self._finish_segment(colour, tail_raw, record)
+
+    def follow(self, video: Path, record: dict[str, Any]) -> None:
+        """Advance past one segment without showing it: settle its colour from its
+        head, first shown and last frames, and fill ``record["full_tail"]`` with its
+        last frames as shown. Decodes only those frames (the tail after one seek)."""
+        from .media import VideoReader, read_frames
+
+        seg, first_shown, last_shown, next_overlap, new_look = self._geometry()
+        self.pending = []
+        size = (self.plan.width, self.plan.height)
+        keep_from = last_shown + 1 - next_overlap if next_overlap else last_shown + 1
+        reader = VideoReader(video, size=size, count=first_shown + 1)
+        _check_length(seg, video, reader.info.num_frames)
+        with reader:
+            head = [_small(f) for f in reader]
+        tail_start = min(keep_from, last_shown)
+        tail = read_frames(video, start=tail_start, count=last_shown + 1 - tail_start, size=size)
+        last = _small(tail[-1])
+        if self.keep_samples:
+            _store_last_sample(video, last_shown, last)
+        colour = self._colour(video, head[:first_shown], head[first_shown], first_shown, last_shown,
+                              next_overlap, new_look, record, last=last)
+        tail_raw = [(tail_start + i, f) for i, f in enumerate(tail) if tail_start + i >= keep_from]
+        if not self.keep_full_tail:
+            tail_raw = [(i, _small(f)) for i, f in tail_raw]
+        self._finish_segment(colour, tail_raw, record)
+
+    def _finish_segment(self, colour: SegmentColour | None, tail_raw: list[tuple[int, np.ndarray]],
+                        record: dict[str, Any]) -> None:
+        # the next segment re-generates these frames; compare it with them as shown (some may
+        # lie in this segment's own head when the overlap is longer than its new frames)
+        shown_tail = [f if colour is None else colour.apply(f, i) for i, f in tail_raw]
+        if self.keep_full_tail:
+            record["full_tail"] = shown_tail
+            shown_tail = [_small(f) for f in shown_tail]
+        self.tail = shown_tail or None
         self.position += 1
 
 
+# -- the last-frame sample, kept beside a segment's video ---------------------------
+# The hold needs a segment's last frame before its first is shown; H.264 segments have
+# one keyframe, so seeking there decodes the whole segment a second time. The scheduler
+# decodes that frame anyway when it conditions the next segment, and keeps a small copy.
+
+SAMPLE_VERSION = "rgb1"  # how the copy was made; another way must not reuse it
+
+
+def sample_path(video: Path, index: int) -> Path:
+    return video.with_name(f"{video.name}.frame{index}.{SAMPLE_VERSION}.npy")
+
+
+def _store_last_sample(video: Path, index: int, frame: np.ndarray) -> None:
+    path = sample_path(video, index)
+    if path.exists():
+        return
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        with open(tmp, "wb") as f:
+            np.save(f, frame, allow_pickle=False)
+        tmp.replace(path)
+    except OSError:  # a read-only folder only costs the next assembly one more decode
+        tmp.unlink(missing_ok=True)
+
+
+def _last_sample(video: Path, index: int, plan: RenderPlan, keep: bool) -> np.ndarray:
+    from .media import read_frames
+
+    path = sample_path(video, index)
+    try:
+        if path.stat().st_mtime_ns >= video.stat().st_mtime_ns:
+            frame = np.load(path, allow_pickle=False)
+            if frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[1] == min(SMALL_WIDTH, plan.width):
+                return frame
+    except (OSError, ValueError):
+        pass
+    frame = _small(read_frames(video, start=index, count=1, size=(plan.width, plan.height))[0])
+    if keep:
+        _store_last_sample(video, index, frame)
+    return frame
+
+
 def _chain_frames(chain: PlannedChain, plan: RenderPlan, videos: dict[int, Path], spec: ColourSpec,
-                  records: dict[int, dict[str, Any]]) -> Iterator[np.ndarray]:
-    stream = ChainStream(chain, plan, spec)
+                  records: dict[int, dict[str, Any]], keep_samples: bool = False) -> Iterator[np.ndarray]:
+    stream = ChainStream(chain, plan, spec, keep_samples=keep_samples)
     for seg in stream.segments:
         record: dict[str, Any] = {}
         records[seg.index] = record
@@ -133,7 +242,8 @@ def _chain_frames(chain: PlannedChain, plan: RenderPlan, videos: dict[int, Path]
 
 
 def film_frames(plan: RenderPlan, videos: dict[int, Path], spec: ColourSpec,
-                records: dict[int, dict[str, Any]], start: int = 0, end: int | None = None) -> Iterator[np.ndarray]:
+                records: dict[int, dict[str, Any]], start: int = 0, end: int | None = None,
+                keep_samples: bool = False) -> Iterator[np.ndarray]:
     """Film frames ``start``..``end-1`` in order, chains dissolving where they overlap.
 
     A chain is streamed from its own start even when ``start`` falls later, so a
@@ -147,7 +257,8 @@ def film_frames(plan: RenderPlan, videos: dict[int, Path], spec: ColourSpec,
             frames = []
             for chain in covering:
                 if chain.index not in open_chains:
-                    open_chains[chain.index] = (_chain_frames(chain, plan, videos, spec, records), [chain.start_frame])
+                    open_chains[chain.index] = (_chain_frames(chain, plan, videos, spec, records, keep_samples),
+                                                [chain.start_frame])
                 it, pos = open_chains[chain.index]
                 while pos[0] < f:  # frames before the range still set the chain's colour state
                     next(it)
@@ -170,9 +281,12 @@ def film_frames(plan: RenderPlan, videos: dict[int, Path], spec: ColourSpec,
 def assemble(plan: RenderPlan, videos: dict[int, Path], output: Path, *, board: Storyboard | None = None,
              on_event: Callable[[Event], None] | None = None, cancel: threading.Event | None = None,
              codec: str = "h264", crf: int = 18, preset: str = "veryfast",
-             colour: ColourSpec | None = None, frames: tuple[int, int] | None = None) -> dict[str, Any]:
+             colour: ColourSpec | None = None, frames: tuple[int, int] | None = None,
+             keep_samples: bool = False) -> dict[str, Any]:
     """Write the film for ``plan`` (or just its film frames ``frames=(start, end)``)
-    from its segments' ``videos`` to ``output`` atomically.
+    from its segments' ``videos`` to ``output`` atomically. ``keep_samples``: the
+    videos live in the segment cache, so a decoded last-frame sample may be kept
+    beside each for the next assembly.
 
     Returns a report: frames written, codec, audio, per-seam colour jumps and
     per-segment transforms (for the manifest).
@@ -194,7 +308,7 @@ def assemble(plan: RenderPlan, videos: dict[int, Path], output: Path, *, board: 
         video_only = tmp.with_name(tmp.stem + ".video" + tmp.suffix) if audio_path else tmp
         writer = VideoWriter(video_only, plan.width, plan.height, plan.fps, codec=codec, crf=crf, preset=preset)
         with writer:
-            for frame in film_frames(plan, videos, spec, records, first, stop):
+            for frame in film_frames(plan, videos, spec, records, first, stop, keep_samples):
                 writer.write(frame)
                 written += 1
                 if written % 12 == 0 or written == total:

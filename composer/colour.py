@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, Literal
 
@@ -698,6 +698,11 @@ class ColourConfig(BaseModel):
     anchor: float = Field(
         0.5, ge=0.0, le=1.0, description="How strongly a chain is held to its first segment's look."
     )
+    spatial: bool = Field(
+        True,
+        description="Also correct a smooth spatial residual (a tint gradient or vignette) measured on "
+        "the overlap, fading out over the segment.",
+    )
 
 
 # -------------------------------------------------------------------- look stats
@@ -763,6 +768,73 @@ def look_correction(frames: Sequence[Frame] | Frame, d_contrast: float, d_chroma
     return ColourTransform(matrix=_fit_affine(rgb.astype(np.float64), y, ridge=1e-6, robust=False))
 
 
+# ---------------------------------------------------------------- residual field
+
+FIELD_GRID = (16, 9)  # (columns, rows) of the residual field
+FIELD_LIMIT = 16.0  # levels: a seam residual larger than this is content, not colour
+FIELD_MIN = 0.75  # levels: a field weaker than this everywhere is left out
+
+
+@dataclass(frozen=True, eq=False)
+class ResidualField:
+    """A smooth, low-resolution additive RGB correction (levels), upsampled to the
+    frame: what a global transform leaves at a seam when a segment's drift varies
+    across the picture (a tint gradient, a vignette). Fitted on the pixel-aligned
+    overlap, so it is measured, not guessed."""
+
+    grid: np.ndarray  # rows x columns x 3, float32 levels
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"grid": np.round(self.grid.astype(np.float64), 2).tolist()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ResidualField:
+        return cls(np.asarray(data["grid"], dtype=np.float32))
+
+    @property
+    def peak(self) -> float:
+        return float(np.abs(self.grid).max())
+
+    def plane(self, width: int, height: int) -> np.ndarray:
+        """The field at ``width`` x ``height``, as uint8 biased by 128 (one per size)."""
+        cache: dict[tuple[int, int], np.ndarray] = self.__dict__.setdefault("_planes", {})
+        got = cache.get((width, height))
+        if got is None:
+            up = cv2.resize(self.grid, (width, height), interpolation=cv2.INTER_LINEAR)
+            got = np.clip(np.rint(up + 128.0), 0, 255).astype(np.uint8)
+            cache[(width, height)] = got
+        return got
+
+    def add_to(self, frame: Frame, weight: float = 1.0) -> Frame:
+        """``frame`` + ``weight`` x the field, saturated to uint8 (one OpenCV call)."""
+        h, w = frame.shape[:2]
+        return cv2.addWeighted(frame, 1.0, self.plane(w, h), weight, -128.0 * weight)
+
+
+def fit_residual_field(
+    source_frames: Sequence[Frame], target_frames: Sequence[Frame], transform: ColourTransform,
+    grid: tuple[int, int] = FIELD_GRID, limit: float = FIELD_LIMIT,
+) -> ResidualField | None:
+    """The spatial part of ``target - transform(source)`` over pixel-aligned frame pairs:
+    per frame area-reduced to ``grid``, the median over frames (robust to a moving
+    highlight), its mean removed (the transform owns the global colour), clipped to
+    ``limit``. None when it is negligible."""
+    if not source_frames or len(source_frames) != len(target_frames):
+        raise ValueError("need the same, non-zero number of source and target frames")
+    cells = []
+    for src, tgt in zip(source_frames, target_frames):
+        if src.shape != tgt.shape:
+            raise ValueError("source and target frames must have the same size")
+        diff = tgt.astype(np.float32) - transform.apply(src).astype(np.float32)
+        cells.append(cv2.resize(diff, grid, interpolation=cv2.INTER_AREA))
+    res = np.median(np.stack(cells), axis=0)
+    res -= res.reshape(-1, 3).mean(axis=0)
+    res = np.clip(res, -limit, limit).astype(np.float32)
+    if float(np.abs(res).max()) < FIELD_MIN:
+        return None
+    return ResidualField(res)
+
+
 # ----------------------------------------------------------------- chain matcher
 
 
@@ -778,6 +850,7 @@ class SegmentColour:
     ramp_start: int
     ramp_end: int
     info: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    residual: ResidualField | None = None
 
     def t(self, index: int) -> float:
         if self.ramp_end <= self.ramp_start:
@@ -788,8 +861,17 @@ class SegmentColour:
         """The transform of frame ``index`` (0-based within the segment)."""
         return lerp(self.start, self.end, self.t(index))
 
+    def residual_weight(self, index: int) -> float:
+        """How much of the seam's residual field frame ``index`` gets: all of it
+        through the overlap, fading out over the same ramp as the hold."""
+        return 0.0 if self.residual is None else 1.0 - self.t(index)
+
     def apply(self, frame: Frame, index: int) -> Frame:
-        return self.at(index).apply(frame)
+        out = self.at(index).apply(frame)
+        weight = self.residual_weight(index)
+        if self.residual is not None and weight > 0.0:
+            out = self.residual.add_to(out, weight)
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -798,6 +880,7 @@ class SegmentColour:
             "length": self.length,
             "ramp_start": self.ramp_start,
             "ramp_end": self.ramp_end,
+            **({"residual": self.residual.to_dict()} if self.residual is not None else {}),
             **({"info": dict(self.info)} if self.info else {}),
         }
 
@@ -810,6 +893,7 @@ class SegmentColour:
             ramp_start=int(data["ramp_start"]),
             ramp_end=int(data["ramp_end"]),
             info=dict(data.get("info", {})),
+            residual=ResidualField.from_dict(data["residual"]) if "residual" in data else None,
         )
 
 
@@ -889,7 +973,16 @@ class ChainColourMatcher:
         start = seam.transform.scaled(self.config.strength)
         if new_anchor:
             self.rebase({i: start.apply(f) for i, f in samples.items()})
-        return self._finish(start, seam, samples, length, ramp_start=len(head), overlap=overlap)
+        colour = self._finish(start, seam, samples, length, ramp_start=len(head), overlap=overlap)
+        residual = None
+        # a field is only trusted where the overlap pairs up pixel for pixel
+        if self.config.spatial and not seam.correspondence < AUTO_MIN_CORRESPONDENCE:
+            residual = fit_residual_field(head, prev_tail, start)
+        if residual is not None and self.config.strength < 1.0:
+            residual = ResidualField(residual.grid * self.config.strength)
+        if residual is None:
+            return colour
+        return replace(colour, residual=residual, info={**colour.info, "residual_peak": round(residual.peak, 2)})
 
     def rebase(self, samples: Mapping[int, Frame]) -> None:
         """Take the look shown in ``samples`` (frames as shown, after the seam

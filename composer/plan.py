@@ -154,13 +154,17 @@ def draft_board(board: Storyboard) -> Storyboard:
 
 
 def frame_range_segments(plan: "RenderPlan", start: int, end: int) -> set[int]:
-    """Segments needed to show film frames [start, end): those shown there and the ones they depend on."""
+    """Segments needed to show film frames [start, end): those shown there and the ones they depend on.
+
+    A segment shows its re-generated overlap too, dissolving over its predecessor's tail.
+    """
     needed: set[int] = set()
     for chain in plan.chains:
         if chain.end_frame <= start or chain.start_frame >= end:
             continue
         for i in chain.segments:
-            if plan.segments[i].shown_start < end:
+            seg = plan.segments[i]
+            if seg.shown_start - (seg.overlap if seg.depends_on is not None else 0) < end:
                 needed.add(i)
     return needed
 

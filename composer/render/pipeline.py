@@ -116,7 +116,7 @@ def render(
             raise RenderFailed(_failure_summary(plan, outcomes, max_cost), [o.error or "" for o in failed])
         started = time.monotonic()
         report = assemble(plan, {i: o.video for i, o in outcomes.items()}, output, board=board,
-                          on_event=emit, cancel=cancel, codec=codec, frames=part)
+                          on_event=emit, cancel=cancel, codec=codec, frames=part, keep_samples=True)
         report["seconds"] = round(time.monotonic() - started, 3)
         if otio and part is None:
             from ..otio import export_timeline, write_otio

@@ -118,7 +118,10 @@ def overlap_spec(board: Storyboard, seg: PlannedSegment) -> dict[str, Any]:
     spec: dict[str, Any] = {"frames": seg.overlap, "strength": board.defaults.segment.overlap_strength,
                             "tail": tail_mode(board)}
     if seg.overlap and spec["tail"] == "corrected":  # the tail's pixels then follow the colour settings
-        spec["colour"] = board.defaults.colour.model_dump(mode="json")
+        colour = board.defaults.colour.model_dump(mode="json")
+        if colour.get("spatial") is True:  # added later: at its default it keeps existing keys valid
+            del colour["spatial"]
+        spec["colour"] = colour
     return spec
 
 
@@ -182,7 +185,7 @@ class Scheduler:
             from ..assemble import ChainStream
 
             stream = ChainStream(self.plan.chains[chain[0].chain], self.plan, self.board.defaults.colour,
-                                 keep_full_tail=True)
+                                 keep_full_tail=True, keep_samples=True)
         for seg in chain:
             out = self.outcomes[seg.index]
             if broken is not None or self.cancel.is_set():
@@ -293,8 +296,7 @@ class Scheduler:
             if video is None:
                 raise MediaError(f"{seg.label} has no video to condition on")
             record: dict[str, Any] = {}
-            for _ in stream.next_segment(video, record):
-                pass
+            stream.follow(video, record)
             if seg.index == parent:
                 self._shown_tails[parent] = record["full_tail"]
 

@@ -122,6 +122,11 @@ class ColourSpec(_Model):
         description="What conditions the next segment: the previous segment's tail as generated (raw) "
         "or as shown after colour matching (corrected, which stops drift compounding at the source).",
     )
+    spatial: bool = Field(
+        True,
+        description="Also correct a smooth spatial residual (tint gradient, vignette) measured on the "
+        "overlap, fading out over the segment; off leaves only the global transform.",
+    )
 
 
 class Output(_Model):
