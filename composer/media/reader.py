@@ -1,7 +1,8 @@
 """Decoding video into numpy frames through an ffmpeg pipe.
 
 ``VideoReader`` streams one frame at a time (bounded memory) and fails loudly on
-truncated or corrupt input; ``read_frames`` decodes a frame-exact range.
+truncated or corrupt input; ``read_frames`` decodes a frame-exact range. Frames come
+as RGB (or gray) arrays, or as raw I420 planes (``pix_fmt="yuv420p"``, BT.709 limited).
 """
 from __future__ import annotations
 
@@ -26,12 +27,19 @@ _YUV_PREFIXES = ("yuv", "nv12", "nv16", "nv21", "p010", "p016", "yuyv", "uyvy")
 # Ranges starting this far in seek first (ffmpeg decodes from the keyframe before).
 SEEK_AFTER_FRAMES = 48
 
-# Channels per pixel of the raw formats a reader can hand out.
-PIX_FMT_CHANNELS = {"rgb24": 3, "bgr24": 3, "rgba": 4, "bgra": 4, "gray": 1}
+# Channels per pixel of the raw formats a reader can hand out (yuv420p: 1.5 bytes, planar).
+PIX_FMT_CHANNELS = {"rgb24": 3, "bgr24": 3, "rgba": 4, "bgra": 4, "gray": 1, "yuv420p": 1}
+_RGB_OUT = ("rgb24", "bgr24", "rgba", "bgra")
 
 
 class VideoReader:
     """Decode ``path`` into uint8 frames (HxWx3 for rgb24), one at a time.
+
+    ``pix_fmt="yuv420p"`` hands out each frame as one contiguous I420 array of shape
+    ``(H*3//2, W)`` (Y, then U, then V: ffmpeg's rawvideo layout; see ``composer.yuv``),
+    always BT.709 limited range: a source in another matrix, range, pixel format or size
+    is converted with zscale, one already yuv420p BT.709 tv is piped as it is. Even
+    width and height only.
 
     ``size=(w, h)`` scales every frame to exactly that size. ``start``/``count``
     select a frame-exact range (a negative ``start`` counts from the end).
@@ -61,6 +69,8 @@ class VideoReader:
         self.width, self.height = size or self.info.size
         if self.width <= 0 or self.height <= 0:
             raise ValueError(f"bad frame size {size}")
+        if pix_fmt == "yuv420p" and (self.width % 2 or self.height % 2):
+            raise ValueError(f"yuv420p frames need an even width and height, not {self.width}x{self.height}")
         total = self.info.num_frames
         first = 0 if start is None else (start + total if start < 0 else start)
         first = max(0, min(first, total))
@@ -69,7 +79,13 @@ class VideoReader:
         self.expected = last - first
         self.frames_read = 0
         self._channels = PIX_FMT_CHANNELS[pix_fmt]
-        self._frame_bytes = self.width * self.height * self._channels
+        if pix_fmt == "yuv420p":
+            self._shape: tuple[int, ...] = (self.height * 3 // 2, self.width)
+        elif self._channels == 1:
+            self._shape = (self.height, self.width)
+        else:
+            self._shape = (self.height, self.width, self._channels)
+        self._frame_bytes = int(np.prod(self._shape))
         self._color_matrix = color_matrix or self.info.color_matrix
         self._color_range = self.info.color_range
         self._proc: subprocess.Popen | None = None
@@ -91,7 +107,10 @@ class VideoReader:
             chain.append(f"trim=start_frame={first}:end_frame={first + self.expected}")
             chain.append("setpts=PTS-STARTPTS")
         resize = (self.width, self.height) != self.info.size
-        if self.pix_fmt in ("rgb24", "bgr24", "rgba", "bgra") and self.info.pix_fmt.startswith(_YUV_PREFIXES):
+        if self.pix_fmt == "yuv420p":
+            chain += self._yuv420p_filters(resize)
+            return ",".join(chain)
+        if self.pix_fmt in _RGB_OUT and self.info.pix_fmt.startswith(_YUV_PREFIXES):
             # zimg converts YUV→RGB without the half-level bias of swscale's fast path
             matrix = _ZIMG_MATRIX.get(self._color_matrix or "", "170m")
             rng = "full" if (self._color_range or "tv") == "pc" else "limited"
@@ -106,14 +125,31 @@ class VideoReader:
         chain.append(f"format={self.pix_fmt}")
         return ",".join(chain)
 
+    def _yuv420p_filters(self, resize: bool) -> list[str]:
+        """To yuv420p BT.709 limited: nothing when the source already is that (at this size)."""
+        matrix = self._color_matrix or "smpte170m"  # untagged is BT.601, as for RGB output
+        rng = self._color_range or "tv"
+        src = self.info.pix_fmt
+        if src == "yuv420p" and matrix == "bt709" and rng == "tv" and not resize:
+            return []  # pass-through: the decoder's planes as they are
+        size = f":w={self.width}:h={self.height}:f=bicubic" if resize else ""
+        if src.startswith(_YUV_PREFIXES):
+            zin = _ZIMG_MATRIX.get(matrix, "170m")
+            zrange = "full" if rng == "pc" else "limited"
+            return [f"zscale=min={zin}:rin={zrange}:m=709:r=limited{size}", "format=yuv420p"]
+        # RGB, gray, palette sources: swscale into BT.709 limited
+        scale = [f"w={self.width}", f"h={self.height}", "flags=bicubic"] if resize else []
+        return ["scale=" + ":".join([*scale, "out_color_matrix=bt709", "out_range=tv"]), "format=yuv420p"]
+
     def command(self) -> list[str]:
         seek = self._seek_seconds()
+        vf = self._filters()
         return ffmpeg_cmd(
             "-v", "error", "-xerror",
             *(("-ss", f"{seek:.6f}") if seek is not None else ()),
             "-i", file_arg(self.path),
             "-map", "0:v:0", "-an", "-sn", "-dn",
-            "-vf", self._filters(),
+            *(("-vf", vf) if vf else ()),
             "-fps_mode", "passthrough",
             "-f", "rawvideo", "-pix_fmt", self.pix_fmt, "-",
         )  # fmt: skip
@@ -148,8 +184,7 @@ class VideoReader:
         if self.frames_read >= self.expected:
             self._finish()
             return None
-        shape = (self.height, self.width) if self._channels == 1 else (self.height, self.width, self._channels)
-        frame = np.empty(shape, dtype=np.uint8)
+        frame = np.empty(self._shape, dtype=np.uint8)
         got = self._read_exact(memoryview(frame).cast("B"))
         if got < self._frame_bytes:
             self._finish()  # raises with ffmpeg's reason, or as truncated
@@ -230,6 +265,8 @@ def read_frames(
     pix_fmt: str = "rgb24",
 ) -> list[np.ndarray]:
     """Decode frames ``start .. start+count-1`` (frame-exact) into a list.
+
+    ``pix_fmt`` as for ``VideoReader`` (``"yuv420p"``: I420 arrays, BT.709 limited).
 
     ``start`` may be negative to count from the end: ``read_frames(p, -9)`` is
     the last 9 frames. Omit ``count`` to read to the end.

@@ -1,7 +1,8 @@
 """Encoding numpy frames into a video file through an ffmpeg pipe.
 
-``VideoWriter`` takes RGB uint8 frames and writes H.264 yuv420p with BT.709
-tags (or ProRes / DNxHR); ``atomic_output`` and ``write_clip`` are helpers.
+``VideoWriter`` takes RGB uint8 frames (or I420 yuv420p frames, BT.709 limited) and
+writes H.264 yuv420p with BT.709 tags (or ProRes / DNxHR); ``atomic_output`` and
+``write_clip`` are helpers.
 """
 from __future__ import annotations
 
@@ -29,7 +30,11 @@ CODECS: dict[str, tuple[list[str], str]] = {
     "dnxhr": (["-c:v", "dnxhd", "-profile:v", "dnxhr_hq"], "yuv422p"),
 }
 _CRF_CODECS = ("libx264", "h264", "libx265")
-_INPUT_CHANNELS = {"rgb24": 3, "bgr24": 3, "rgba": 4, "gray": 1}
+_INPUT_CHANNELS = {"rgb24": 3, "bgr24": 3, "rgba": 4, "gray": 1, "yuv420p": 1}
+# How I420 input is tagged, so ffmpeg neither guesses BT.601 nor converts it.
+_BT709_TV = (
+    "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
+)  # fmt: skip
 
 
 def fps_arg(fps: float | int | Fraction | str) -> str:
@@ -52,6 +57,11 @@ class VideoWriter:
     to exactly the video's length (a stream-copy second pass).
     ``threads`` pins the encoder's thread count (fix it when output bytes must be
     identical across machines). ``gop`` sets the keyframe interval.
+
+    ``input_pix_fmt="yuv420p"`` takes I420 frames as ``composer.media.VideoReader``
+    hands them out: one uint8 array of shape ``(H*3//2, W)``, BT.709 limited range (even
+    sizes only). They are encoded as they are when the output is yuv420p (no filter);
+    ProRes / DNxHR output resamples the chroma with zscale (same matrix, same range).
 
     Use as a context manager: a clean exit finishes the file, an exception kills
     ffmpeg and deletes the incomplete output.
@@ -82,6 +92,8 @@ class VideoWriter:
             raise ValueError(f"bad frame size {width}x{height}")
         if codec in _CRF_CODECS and (width % 2 or height % 2) and (pix_fmt or "yuv420p") == "yuv420p":
             raise ValueError(f"{codec} yuv420p needs even width and height, not {width}x{height}")
+        if input_pix_fmt == "yuv420p" and (width % 2 or height % 2):
+            raise ValueError(f"yuv420p input needs even width and height, not {width}x{height}")
         self.path = Path(path)
         self.width, self.height = int(width), int(height)
         self.fps = fps_arg(fps)
@@ -101,23 +113,36 @@ class VideoWriter:
         self.gop = gop
         self.extra_args = list(extra_args)
         self.frames_written = 0
-        self._shape = (self.height, self.width) + (() if input_pix_fmt == "gray" else (_INPUT_CHANNELS[input_pix_fmt],))
+        if input_pix_fmt == "yuv420p":
+            self._shape: tuple[int, ...] = (self.height * 3 // 2, self.width)
+        elif input_pix_fmt == "gray":
+            self._shape = (self.height, self.width)
+        else:
+            self._shape = (self.height, self.width, _INPUT_CHANNELS[input_pix_fmt])
         self._proc: subprocess.Popen | None = None
         self._stderr: StderrTail | None = None
         self._done = False
 
     def command(self) -> list[str]:
+        yuv_in = self.input_pix_fmt == "yuv420p"
         args = [
             "-v", "error", "-y",
             "-f", "rawvideo", "-pix_fmt", self.input_pix_fmt,
-            "-s", f"{self.width}x{self.height}", "-r", self.fps, "-i", "-",
+            "-s", f"{self.width}x{self.height}", "-r", self.fps,
+            # I420 input is BT.709 limited: say so, or ffmpeg takes it for BT.601 and converts
+            *(_BT709_TV if yuv_in else ()),
+            "-i", "-",
         ]  # fmt: skip
-        # zimg (zscale) for RGB→YUV: accurate rounding; then tag the frames BT.709, limited range
-        vf = (
-            f"zscale=m=709:r=limited,format={self.pix_fmt},"
-            "setparams=color_primaries=bt709:color_trc=bt709:colorspace=bt709:range=tv"
-        )
-        args += ["-map", "0:v:0", "-vf", vf]
+        tags = "setparams=color_primaries=bt709:color_trc=bt709:colorspace=bt709:range=tv"
+        if yuv_in and self.pix_fmt == "yuv420p":
+            vf = None  # the planes go to the encoder untouched
+        elif yuv_in:
+            # chroma resampling / bit depth only: same matrix and range in and out
+            vf = f"zscale=min=709:rin=limited:m=709:r=limited,format={self.pix_fmt},{tags}"
+        else:
+            # zimg (zscale) for RGB→YUV: accurate rounding; then tag the frames BT.709, limited range
+            vf = f"zscale=m=709:r=limited,format={self.pix_fmt},{tags}"
+        args += ["-map", "0:v:0", *(("-vf", vf) if vf else ())]
         args += CODECS[self.codec][0]
         if self.codec in _CRF_CODECS:
             if self.crf is not None:
@@ -155,7 +180,7 @@ class VideoWriter:
         return self
 
     def write(self, frame: np.ndarray) -> None:
-        """Append one frame (uint8, HxWx3 for rgb24 input)."""
+        """Append one frame (uint8, HxWx3 for rgb24 input, (H*3//2)xW for yuv420p)."""
         if frame.dtype != np.uint8 or frame.shape != self._shape:
             raise ValueError(f"frame must be uint8 {self._shape}, got {frame.dtype} {frame.shape}")
         self.open()
@@ -237,7 +262,7 @@ class VideoWriter:
             self.abort()
 
     def __del__(self) -> None:
-        if self._proc is not None:
+        if getattr(self, "_proc", None) is not None:  # None too when __init__ refused its arguments
             with contextlib.suppress(Exception):
                 self.abort()
 
