@@ -4,7 +4,9 @@ Each segment is decoded once; its overlap head is compared with its
 predecessor's tail as shown to fit a colour transform (composed along the chain,
 held to the chain's look), its shown frames are corrected, chains dissolve into
 each other where the storyboard crossfades, and one encoder writes the film.
-Memory holds a few overlaps' frames, whatever the film's length.
+Frames stay I420 (yuv420p, BT.709 limited) from decoder to encoder; only small
+RGB copies are made for fitting. Memory holds a few overlaps' frames, whatever
+the film's length.
 """
 from __future__ import annotations
 
@@ -24,13 +26,32 @@ from .render.events import AssemblyProgress, Event
 from .storyboard.models import ColourSpec, Storyboard
 
 SMALL_WIDTH = 256  # frames kept for fitting and measuring are shrunk to this width
+PIX_FMT = "yuv420p"  # what flows from the decoders to the encoder
 
 
 def _small(frame: np.ndarray) -> np.ndarray:
+    """A small RGB copy of an RGB frame (HxWx3)."""
     h, w = frame.shape[:2]
     if w <= SMALL_WIDTH:
         return frame.copy()
     return cv2.resize(frame, (SMALL_WIDTH, max(1, round(h * SMALL_WIDTH / w))), interpolation=cv2.INTER_AREA)
+
+
+def _small_of(frame: np.ndarray) -> np.ndarray:
+    """A small RGB copy of an I420 frame, for fitting and measuring."""
+    from .yuv import i420_small_rgb
+
+    return i420_small_rgb(frame, SMALL_WIDTH)
+
+
+def _apply(colour: SegmentColour | None, frame: np.ndarray, index: int) -> np.ndarray:
+    """Frame ``index`` of a segment (I420) as shown: its transform, then its share of the residual field."""
+    if colour is None:
+        return frame
+    from .yuv import I420Transform
+
+    field = colour.residual.grid if colour.residual is not None else None
+    return I420Transform(colour.at(index), field, colour.residual_weight(index)).apply(frame)
 
 
 def _colour_config(spec: ColourSpec) -> ColourConfig:
@@ -115,7 +136,7 @@ class ChainStream:
         head_full: list[np.ndarray] = []
         tail_raw: list[tuple[int, np.ndarray]] = []  # (index, raw frame) of the frames the next seam compares
         colour: SegmentColour | None = None
-        reader = VideoReader(video, size=(self.plan.width, self.plan.height))
+        reader = VideoReader(video, size=(self.plan.width, self.plan.height), pix_fmt=PIX_FMT)
         _check_length(seg, video, len(reader))
         if len(pending) > first_shown:  # more held back than this head re-generates: show those as they were
             yield from pending[: len(pending) - first_shown]
@@ -125,27 +146,27 @@ class ChainStream:
                 if local > last_shown:
                     break
                 if local >= keep_from:
-                    tail_raw.append((local, frame if self.keep_full_tail else _small(frame)))
+                    tail_raw.append((local, frame if self.keep_full_tail else _small_of(frame)))
                 if local < first_shown:
-                    head_small.append(_small(frame))
+                    head_small.append(_small_of(frame))
                     if local >= blend_from:
                         head_full.append(frame)
                     continue
                 if local == first_shown:
-                    colour = self._colour(video, head_small, _small(frame), first_shown, last_shown,
+                    colour = self._colour(video, head_small, _small_of(frame), first_shown, last_shown,
                                           next_overlap, new_look, record)
                     head_small.clear()
                     n = len(head_full)
                     for j, (before, raw) in enumerate(zip(pending, head_full)):
-                        after = raw if colour is None else colour.apply(raw, blend_from + j)
+                        after = _apply(colour, raw, blend_from + j)
                         w = (j + 1) / (n + 1)
                         yield cv2.addWeighted(before, 1.0 - w, after, w, 0.0)
                     head_full.clear()
-                out = frame if colour is None else colour.apply(frame, local)
+                out = _apply(colour, frame, local)
                 if local == first_shown:
-                    record["first"] = _small(out)
+                    record["first"] = _small_of(out)
                 if local == last_shown:
-                    record["last"] = _small(out)
+                    record["last"] = _small_of(out)
                 if local >= hold_from:
                     self.pending.append(out)
                 else:
@@ -162,30 +183,31 @@ class ChainStream:
         self.pending = []
         size = (self.plan.width, self.plan.height)
         keep_from = last_shown + 1 - next_overlap if next_overlap else last_shown + 1
-        reader = VideoReader(video, size=size, count=first_shown + 1)
+        reader = VideoReader(video, size=size, count=first_shown + 1, pix_fmt=PIX_FMT)
         _check_length(seg, video, reader.info.num_frames)
         with reader:
-            head = [_small(f) for f in reader]
+            head = [_small_of(f) for f in reader]
         tail_start = min(keep_from, last_shown)
-        tail = read_frames(video, start=tail_start, count=last_shown + 1 - tail_start, size=size)
-        last = _small(tail[-1])
+        tail = read_frames(video, start=tail_start, count=last_shown + 1 - tail_start, size=size, pix_fmt=PIX_FMT)
+        last = _small_of(tail[-1])
         if self.keep_samples:
             _store_last_sample(video, last_shown, last)
         colour = self._colour(video, head[:first_shown], head[first_shown], first_shown, last_shown,
                               next_overlap, new_look, record, last=last)
         tail_raw = [(tail_start + i, f) for i, f in enumerate(tail) if tail_start + i >= keep_from]
         if not self.keep_full_tail:
-            tail_raw = [(i, _small(f)) for i, f in tail_raw]
+            tail_raw = [(i, _small_of(f)) for i, f in tail_raw]
         self._finish_segment(colour, tail_raw, record)
 
     def _finish_segment(self, colour: SegmentColour | None, tail_raw: list[tuple[int, np.ndarray]],
                         record: dict[str, Any]) -> None:
         # the next segment re-generates these frames; compare it with them as shown (some may
         # lie in this segment's own head when the overlap is longer than its new frames)
-        shown_tail = [f if colour is None else colour.apply(f, i) for i, f in tail_raw]
-        if self.keep_full_tail:
-            record["full_tail"] = shown_tail
-            shown_tail = [_small(f) for f in shown_tail]
+        if self.keep_full_tail:  # I420 frames: correct them, then shrink
+            record["full_tail"] = [_apply(colour, f, i) for i, f in tail_raw]
+            shown_tail = [_small_of(f) for f in record["full_tail"]]
+        else:  # small RGB copies already
+            shown_tail = [f if colour is None else colour.apply(f, i) for i, f in tail_raw]
         self.tail = shown_tail or None
         self.position += 1
 
@@ -195,7 +217,7 @@ class ChainStream:
 # one keyframe, so seeking there decodes the whole segment a second time. The scheduler
 # decodes that frame anyway when it conditions the next segment, and keeps a small copy.
 
-SAMPLE_VERSION = "rgb1"  # how the copy was made; another way must not reuse it
+SAMPLE_VERSION = "i420-1"  # how the copy was made; another way must not reuse it
 
 
 def sample_path(video: Path, index: int) -> Path:
@@ -226,7 +248,7 @@ def _last_sample(video: Path, index: int, plan: RenderPlan, keep: bool) -> np.nd
                 return frame
     except (OSError, ValueError):
         pass
-    frame = _small(read_frames(video, start=index, count=1, size=(plan.width, plan.height))[0])
+    frame = _small_of(read_frames(video, start=index, count=1, size=(plan.width, plan.height), pix_fmt=PIX_FMT)[0])
     if keep:
         _store_last_sample(video, index, frame)
     return frame
@@ -306,7 +328,8 @@ def assemble(plan: RenderPlan, videos: dict[int, Path], output: Path, *, board: 
     output = Path(output)
     with atomic_output(output) as tmp:
         video_only = tmp.with_name(tmp.stem + ".video" + tmp.suffix) if audio_path else tmp
-        writer = VideoWriter(video_only, plan.width, plan.height, plan.fps, codec=codec, crf=crf, preset=preset)
+        writer = VideoWriter(video_only, plan.width, plan.height, plan.fps, codec=codec, crf=crf, preset=preset,
+                             input_pix_fmt=PIX_FMT)
         with writer:
             for frame in film_frames(plan, videos, spec, records, first, stop, keep_samples):
                 writer.write(frame)
@@ -352,7 +375,8 @@ def assemble_chain(plan: RenderPlan, chain_index: int, videos: dict[int, Path], 
     spec = board.defaults.colour if board is not None else ColourSpec(**plan.colour)
     written = 0
     with atomic_output(output) as tmp:
-        with VideoWriter(tmp, plan.width, plan.height, plan.fps, codec=codec, crf=crf, preset=preset) as writer:
+        with VideoWriter(tmp, plan.width, plan.height, plan.fps, codec=codec, crf=crf, preset=preset,
+                         input_pix_fmt=PIX_FMT) as writer:
             for frame in _chain_frames(chain, plan, videos, spec, {}):
                 writer.write(frame)
                 written += 1

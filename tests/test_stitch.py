@@ -14,6 +14,7 @@ from composer.media import read_frames, write_clip
 from composer.plan import frame_range_segments, plan
 from composer.storyboard import load
 from composer.storyboard.models import ColourSpec
+from composer.yuv import i420_to_rgb
 
 BOARD = """\
 version: 1
@@ -46,7 +47,7 @@ def _solid_segments(p, tmp_path: Path, levels: list[int]) -> dict[int, Path]:
 def test_overlap_is_shown_as_a_dissolve_from_tail_to_head(chain_plan, tmp_path):
     p = chain_plan
     videos = _solid_segments(p, tmp_path, [100, 160, 100, 160][: len(p.segments)])
-    frames = list(film_frames(p, videos, ColourSpec(method="none"), {}))
+    frames = [i420_to_rgb(f) for f in film_frames(p, videos, ColourSpec(method="none"), {})]
     assert len(frames) == p.total_frames
     seg = p.segments[1]
     k = seg.overlap
@@ -63,7 +64,7 @@ def test_overlap_is_shown_as_a_dissolve_from_tail_to_head(chain_plan, tmp_path):
 def test_matched_overlap_keeps_the_chain_look(chain_plan, tmp_path):
     p = chain_plan
     videos = _solid_segments(p, tmp_path, [100, 160, 100, 160][: len(p.segments)])
-    frames = list(film_frames(p, videos, ColourSpec(method="affine", spatial=False), {}))
+    frames = [i420_to_rgb(f) for f in film_frames(p, videos, ColourSpec(method="affine", spatial=False), {})]
     means = np.array([float(f.mean()) for f in frames])
     assert np.abs(means - 100).max() < 3.0  # every seam's shift undone, through the dissolve too
 
@@ -146,7 +147,7 @@ def test_last_frame_sample_is_kept_and_changes_nothing(write_board, tmp_path):
     last = seg.shown_end - seg.output_start_frame - 1
     sample = np.load(sample_path(videos[0], last))
     decoded = read_frames(videos[0], start=last, count=1)[0]
-    assert abs(float(sample.mean()) - float(decoded.mean())) < 1.0
+    assert sample.shape[1] == 256 and abs(float(sample.mean()) - float(decoded.mean())) < 1.5
     # assembling without the samples decodes them again and gives the same film
     with_samples = assemble(p, videos, tmp_path / "b.mp4", colour=ColourSpec())
     for files in kept:

@@ -298,7 +298,9 @@ class Scheduler:
             record: dict[str, Any] = {}
             stream.follow(video, record)
             if seg.index == parent:
-                self._shown_tails[parent] = record["full_tail"]
+                from ..yuv import i420_to_rgb
+
+                self._shown_tails[parent] = [i420_to_rgb(f) for f in record["full_tail"]]
 
     def _tail_clip(self, parent: int, frames: int) -> Path:
         """The last ``frames`` frames of the parent's actual output, as a small MP4."""
