@@ -85,7 +85,9 @@ def worker_composer(job: dict[str, Any]) -> dict[str, Any]:
     plan = composer.plan(board)
     videos = {int(k): Path(v) for k, v in job["videos"].items()}
     t0, c0 = time.perf_counter(), _cpu()
-    report = assemble(plan, videos, Path(job["out"]), board=board, crf=ENCODER["crf"], preset=ENCODER["preset"])
+    # as `composer render` assembles cached segments (their last-frame samples kept beside them)
+    report = assemble(plan, videos, Path(job["out"]), board=board, crf=ENCODER["crf"], preset=ENCODER["preset"],
+                      keep_samples=True)
     return {"frames": report["frames"], "pipeline_seconds": time.perf_counter() - t0,
             "pipeline_cpu_seconds": _cpu() - c0, "import_seconds": t0 - t_import}
 

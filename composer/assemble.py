@@ -237,6 +237,15 @@ def _store_last_sample(video: Path, index: int, frame: np.ndarray) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def keep_last_sample(plan: RenderPlan, seg: PlannedSegment, video: Path) -> None:
+    """Decode ``seg``'s last shown frame once and keep its small copy beside ``video``
+    (for a segment nothing else decodes before assembly: the last of its chain)."""
+    first_shown = seg.shown_start - seg.output_start_frame
+    last_shown = seg.shown_end - seg.output_start_frame - 1
+    if last_shown > first_shown:
+        _last_sample(video, last_shown, plan, keep=True)
+
+
 def _last_sample(video: Path, index: int, plan: RenderPlan, keep: bool) -> np.ndarray:
     from .media import read_frames
 
