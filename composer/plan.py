@@ -130,6 +130,12 @@ class RenderPlan(_Plain):
     def to_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n"
 
+    def only(self, needed: set[int]) -> RenderPlan:
+        """A view of this plan listing just the ``needed`` segments, with their count and cost."""
+        return self.model_copy(update={
+            "segments": [s for s in self.segments if s.index in needed], "requests": len(needed),
+            "estimated_cost_usd": round(sum(self.segments[i].cost_usd for i in needed), 6)})
+
     def segment(self, index: int) -> PlannedSegment:
         return self.segments[index]
 

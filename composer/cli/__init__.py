@@ -142,9 +142,9 @@ def render(board: Path, output: Path, backend: str, cache_dir: Path | None, jobs
            retries: int, codec: str, drift: float | None, scenes: tuple[str, ...], frame_range: str | None,
            draft: bool, per_chain: bool, dry_run: bool, quiet: bool) -> None:
     """Render BOARD into one film, reusing every segment already in the cache."""
-    from ..plan import draft_board, frame_range_segments, plan
+    from ..plan import draft_board, plan
     from ..render import render as run_render
-    from ..render.pipeline import part_range
+    from ..render.pipeline import partial
     from ..render.progress import Progress
     from ..storyboard import load
 
@@ -156,13 +156,11 @@ def render(board: Path, output: Path, backend: str, cache_dir: Path | None, jobs
         frames = parse_range(frame_range, b.output.fps)
     if dry_run:
         p = plan(b)
-        part = part_range(p, list(scenes), frames)
+        _, needed = partial(p, list(scenes), frames)
         cached = _cached_map(b, p, backend, cache_dir)
-        if part is not None:
-            needed = frame_range_segments(p, *part)
+        if needed is not None:
             cached = {i: v for i, v in cached.items() if i in needed}
-            p = p.model_copy(update={"segments": [s for s in p.segments if s.index in needed], "requests": len(needed),
-                                     "estimated_cost_usd": round(sum(p.segments[i].cost_usd for i in needed), 6)})
+            p = p.only(needed)
         click.echo(render_plan_table(p, cached))
         return
     options: dict[str, Any] = {}

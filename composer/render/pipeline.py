@@ -88,8 +88,7 @@ def render(
         board = draft_board(board)
     plan = make_plan(board)
     output = Path(output)
-    part = part_range(plan, scenes, frame_range)
-    only = frame_range_segments(plan, *part) if part is not None else None
+    part, only = partial(plan, scenes, frame_range)
     if not isinstance(cache, SegmentCache):
         cache = SegmentCache(cache)
     if isinstance(backend, str):
@@ -147,6 +146,13 @@ def _write_chain_media(plan: RenderPlan, board: Storyboard, outcomes: dict[int, 
         names[chain.index] = path.name
     timeline = write_otio(export_per_chain(plan, board, names), output.with_name(output.stem + ".chains.otio"))
     return {"files": list(names.values()), "otio": str(timeline)}
+
+
+def partial(plan: RenderPlan, scenes: list[str] | None,
+            frame_range: tuple[int, int] | None) -> tuple[tuple[int, int] | None, set[int] | None]:
+    """The film frames a partial render writes and the segments it needs (None, None: everything)."""
+    part = part_range(plan, scenes, frame_range)
+    return part, (frame_range_segments(plan, *part) if part is not None else None)
 
 
 def part_range(plan: RenderPlan, scenes: list[str] | None, frame_range: tuple[int, int] | None) -> tuple[int, int] | None:
