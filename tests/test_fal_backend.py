@@ -97,7 +97,7 @@ def test_generates_clip_with_media_as_data_uris(fal_env, fal_backend, media, tmp
     result = fal_backend.generate(conditioned_request(media), tmp_path / "work", rec.ctx)
 
     assert result.path.parent == tmp_path / "work" and result.path.exists()
-    assert probe_video(result.path) == (25, 848, 480)
+    assert probe_video(result.path) == (25, 848, 480) and result.num_frames == 25  # verified, and said so
     assert result.request_id == rec.submitted[0] and rec.submitted == [result.request_id]
     assert result.cost_usd == pytest.approx(0.04)
     job = emu.job(result.request_id)
@@ -411,3 +411,87 @@ def test_concurrent_generates_share_one_backend(canned, media, tmp_path):
     assert len({r.request_id for r in results}) == 4 and emu.submit_count() == 4
     assert all(probe_video(r.path)[0] == 25 for r in results)
     assert len(emu.uploads) == 2  # each file uploaded once, though four threads wanted it at the same time
+
+
+# --------------------------------------------------------------------------- connections and polling
+
+
+def test_one_client_and_connection_serve_every_request(canned, tmp_path, monkeypatch):
+    """The backend keeps its HTTP clients: no new SSL context or TLS handshake per segment."""
+    import ssl
+
+    import httpx
+
+    emu = canned
+    made: list[httpx.Client] = []
+    contexts: list[ssl.SSLContext] = []
+    real_init, real_context = httpx.Client.__init__, ssl.create_default_context
+
+    def counting_init(self, *a, **kw):
+        made.append(self)
+        real_init(self, *a, **kw)
+
+    def counting_context(*a, **kw):
+        contexts.append(real_context(*a, **kw))
+        return contexts[-1]
+
+    monkeypatch.setattr(httpx.Client, "__init__", counting_init)
+    monkeypatch.setattr(ssl, "create_default_context", counting_context)
+    fal = backend()
+    results = [fal.generate(small_request(), tmp_path / f"w{i}", Recorder().ctx) for i in range(3)]
+    assert len({r.request_id for r in results}) == 3 and all(r.num_frames == 25 for r in results)
+    # fal_client's client (and the BackupDomainTransport's inner one) for the API, one for downloads:
+    # made once for three segments, each over one kept-alive TLS connection
+    assert len(made) <= 3 and emu.tls_connections == 2
+    assert len(contexts) == 1  # the CA bundle loaded once, for both clients
+    fal.close()
+    assert all(c.is_closed for c in made)
+    fal.generate(small_request(), tmp_path / "after", Recorder().ctx)  # made again, lazily, after close()
+    assert emu.tls_connections == 4
+    fal.close()
+
+
+def test_submit_guard_holds_on_a_kept_alive_connection(canned, tmp_path):
+    """A submit whose connection drops is still never resent, now that connections are reused."""
+    emu = canned
+    fal = backend()
+    fal.generate(small_request(), tmp_path / "ok", Recorder().ctx)
+    emu.drop("submit", after_accept=True)
+    with pytest.raises(BackendError, match="may have been queued") as info:
+        fal.generate(small_request(seed=9), tmp_path / "lost", Recorder().ctx)
+    assert not info.value.retryable and emu.counts["submit"] == 2 and emu.submit_count() == 2
+    fal.generate(small_request(seed=10), tmp_path / "next", Recorder().ctx)  # the client is still usable
+    assert emu.submit_count() == 3
+    fal.close()
+
+
+def test_default_poll_interval_is_a_quarter_second(canned, tmp_path, monkeypatch):
+    """Every poll brings the logs too; a 1 s interval cost half a second per segment on average."""
+    import inspect
+
+    import composer.backends.fal as fal_module
+
+    assert inspect.signature(FalBackend).parameters["poll_interval"].default == 0.25
+    waits: list[float] = []
+    real_sleep = fal_module._Run.sleep
+    monkeypatch.setattr(fal_module._Run, "sleep",
+                        lambda run, seconds: (waits.append(seconds), real_sleep(run, seconds)))
+    canned.latency = 0.6
+    fal = FalBackend(base_delay=0.01)
+    fal.generate(small_request(), tmp_path, Recorder().ctx)
+    fal.close()
+    assert waits and set(waits) == {0.25}  # between status polls, nothing else slept
+    assert canned.counts["status"] >= 3
+
+
+def test_result_is_fetched_without_another_status_poll(canned, tmp_path):
+    """Once a poll said COMPLETED, the result is fetched straight away (fal_client's handle.get()
+    would poll the status once more first)."""
+    emu = canned
+    fal = backend()
+    result = fal.generate(small_request(), tmp_path, Recorder().ctx)
+    fal.close()
+    mine = [r for r in emu.received if r.request_id == result.request_id or result.request_id in r.path]
+    stages = [(r.stage, r.status) for r in mine if r.stage in ("status", "result")]
+    assert stages[-2:] == [("status", 200), ("result", 200)]
+    assert sum(1 for s in stages if s == ("status", 200)) == 1  # 200: COMPLETED (202 while in flight)

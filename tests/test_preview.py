@@ -108,7 +108,7 @@ def test_exact_frames_size_and_rate(tmp_path):
     info = probe(result.path)
     assert (info.width, info.height) == (480, 848) == r.size()
     assert info.fps == Fraction(30)
-    assert info.num_frames == 33
+    assert info.num_frames == 33 == result.num_frames  # the frame count it reports is the file's
     frames = read_frames(result.path)
     assert len(frames) == 33 and frames[0].shape == (848, 480, 3)
 

@@ -1,6 +1,7 @@
 """End-to-end renders with the preview backend, checked by decoding what was written."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -14,6 +15,8 @@ import pytest
 
 from composer.media import fit_image, load_image, probe, read_frames
 from composer.metrics import frame_delta_e
+from composer.backends.preview import PreviewBackend
+from composer.errors import RenderFailed
 from composer.plan import plan
 from composer.render import SegmentCache, render
 from composer.storyboard import load
@@ -240,3 +243,84 @@ def test_overlap_longer_than_new_frames_still_matches_colour(write_board, tmp_pa
     assert probe(tmp_path / "f.mp4").num_frames == 48
     manifest = json.loads(result.manifest.read_text())
     assert all(s["colour"] is not None for s in manifest["segments"])
+
+
+class _ReportingPreview(PreviewBackend):
+    """The preview backend, reporting ``report(frames it wrote)`` as the verified frame count."""
+
+    def __init__(self, report):
+        super().__init__()
+        self.report = report
+
+    def generate(self, request, workdir, ctx=None):
+        result = super().generate(request, workdir, ctx)
+        return dataclasses.replace(result, num_frames=self.report(result.num_frames))
+
+
+def _probed_outputs(monkeypatch) -> list[Path]:
+    """Backend outputs (``seg*/preview-*.mp4``) that ``composer.media.probe`` is asked about."""
+    import composer.media
+
+    seen: list[Path] = []
+    real = composer.media.probe
+
+    def spy(path, *a, **kw):
+        p = Path(path)
+        if p.name.startswith("preview-") and p.parent.name.startswith("seg"):
+            seen.append(p)
+        return real(path, *a, **kw)
+
+    monkeypatch.setattr(composer.media, "probe", spy)
+    return seen
+
+
+ONE_CHAIN = """\
+  - {id: a, duration: 3s, prompt: "first"}
+  - {id: b, duration: 2s, prompt: "second", transition: continue}
+"""
+
+
+def test_scheduler_trusts_the_backends_verified_frame_count(write_board, tmp_path, cache, monkeypatch):
+    """The backend already checked its clip (GenerationResult.num_frames): no second probe."""
+    probed = _probed_outputs(monkeypatch)
+    result = render(write_board(board_text(ONE_CHAIN)), tmp_path / "a.mp4", cache=cache,
+                    backend=_ReportingPreview(lambda n: n))
+    assert result.generated == result.plan.requests >= 2 and probed == []
+
+
+def test_scheduler_probes_when_the_backend_did_not_verify(write_board, tmp_path, cache, monkeypatch):
+    probed = _probed_outputs(monkeypatch)
+    result = render(write_board(board_text(ONE_CHAIN)), tmp_path / "a.mp4", cache=cache,
+                    backend=_ReportingPreview(lambda n: None))
+    assert len(probed) == len(set(probed)) == result.plan.requests
+
+
+def test_wrong_verified_frame_count_fails_the_segment(write_board, tmp_path, cache):
+    with pytest.raises(RenderFailed) as info:
+        render(write_board(board_text(ONE_CHAIN)), tmp_path / "a.mp4", cache=cache,
+               backend=_ReportingPreview(lambda n: n - 1))
+    assert "backend returned 32 frames, expected 33" in info.value.failures[0]  # segments are 33 frames
+    assert not list(cache.entries())  # nothing kept
+
+
+def test_tail_clip_is_quick_to_encode_and_faithful(write_board, tmp_path, cache, monkeypatch):
+    """The conditioning tail is on every dependent segment's critical path: encoded with x264's
+    quickest preset, and still within a level or so of the frames it was made from."""
+    import composer.media
+
+    written: list[tuple] = []
+    real = composer.media.write_clip
+
+    def spy(frames, path, fps, **kw):
+        frames = list(frames)
+        n = real(frames, path, fps, **kw)
+        written.append((frames, Path(path), kw, read_frames(path)))
+        return n
+
+    monkeypatch.setattr(composer.media, "write_clip", spy)
+    render(write_board(board_text(ONE_CHAIN)), tmp_path / "a.mp4", cache=cache)
+    assert written
+    for frames, path, kw, back in written:
+        assert kw.get("preset") == "ultrafast" and kw.get("crf", 12) <= 12
+        assert len(back) == len(frames) == 9
+        assert max(np.abs(a.astype(int) - b.astype(int)).mean() for a, b in zip(frames, back)) < 1.5

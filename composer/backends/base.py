@@ -46,10 +46,15 @@ class GenerateContext:
 
 @dataclass(frozen=True)
 class GenerationResult:
+    """A backend's clip. ``num_frames``: the frame count the backend has already established for
+    ``path`` (decoded it, or wrote exactly that many frames); None when it did not check, and the
+    scheduler then probes the file itself."""
+
     path: Path
     request_id: str | None = None
     cost_usd: float = 0.0
     seed: int | None = None
+    num_frames: int | None = None
 
 
 class Backend(ABC):

@@ -42,6 +42,12 @@ Retries: who retries what.
   detail ``type`` ``content_policy_violation``) → ``SafetyRejected``; neither is
   retried. 401/403 → a non-retryable error about FAL_KEY.
 
+Connections: a backend keeps one fal_client client (``_SubmitGuard`` inside) and one
+download client for its life, sharing one SSL context, so the segments of every chain
+reuse kept-alive TLS connections (``FalBackend.api_client`` / ``download_client``,
+closed by ``close()``). Once a poll says COMPLETED the result is fetched directly,
+without the extra status poll fal_client's ``handle.get()`` makes first.
+
 The key is read from ``FAL_KEY`` when generating, handed to fal_client's
 ``SyncClient(key=...)`` (a field it keeps out of its repr), and never logged,
 printed, written or put into a message (server text is redacted just in case).
@@ -51,6 +57,7 @@ the key must not travel to another host.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import os
 import random
@@ -177,10 +184,13 @@ class _GuardedSyncClient(fal_client.SyncClient):
     """fal_client's SyncClient, with ``_SubmitGuard`` under its usual transport."""
 
     guarded_paths: tuple[str, ...] = ()
+    # shared with the backend's download client; None: httpx builds its own
+    ssl_context: Any = dataclasses.field(default=None, repr=False)
 
     @cached_property
     def _client(self) -> httpx.Client:
-        inner = _SubmitGuard(httpx.HTTPTransport(), frozenset(self.guarded_paths))
+        verify = self.ssl_context if self.ssl_context is not None else True
+        inner = _SubmitGuard(httpx.HTTPTransport(verify=verify), frozenset(self.guarded_paths))
         backup = getattr(_fc, "BackupDomainTransport", None)
         transport = backup(transport=inner) if backup is not None else inner
         return httpx.Client(
@@ -243,7 +253,14 @@ def _detail(exc: fal_client.FalClientHTTPError) -> tuple[str, list[dict[str, Any
 
 
 class FalBackend(Backend):
-    """Generates each segment with fal's LTX-Video 13B distilled multiconditioning endpoint."""
+    """Generates each segment with fal's LTX-Video 13B distilled multiconditioning endpoint.
+
+    ``poll_interval`` (default 0.25 s): time between status polls. Each poll also brings the
+    request's new log lines, so there is no separate log request to save; a longer interval
+    only adds, on average, half of it to every segment's wait after fal has finished.
+    One HTTP client for fal's API and one for downloads are kept for the backend's life and
+    shared by all threads; ``close()`` closes them.
+    """
 
     name = "fal"
     version = "1"
@@ -257,7 +274,7 @@ class FalBackend(Backend):
         base_delay: float = 1.0,
         max_delay: float = 30.0,
         jitter: bool = True,
-        poll_interval: float = 1.0,
+        poll_interval: float = 0.25,
         max_wait: float | None = None,
         timeout: float = 120.0,
         data_uri_max_bytes: int = DEFAULT_DATA_URI_MAX_BYTES,
@@ -280,6 +297,11 @@ class FalBackend(Backend):
         self._uploads: dict[tuple, str] = {}  # (file, size, mtime, storage hosts) → URL, for this backend's life
         self._upload_locks: dict[tuple, threading.Lock] = {}
         self._uploads_lock = threading.Lock()
+        # HTTP clients kept for this backend's life (see ``api_client``), by what they were built from.
+        self._api_clients: dict[tuple, _GuardedSyncClient] = {}
+        self._download_clients: dict[tuple, httpx.Client] = {}
+        self._ssl_contexts: dict[tuple, Any] = {}  # one CA bundle load for both clients
+        self._clients_lock = threading.Lock()
 
     def backoff(self, attempt: int) -> float:
         """Delay before retry number ``attempt`` (0-based): exponential, capped, with jitter."""
@@ -295,16 +317,80 @@ class FalBackend(Backend):
             raise BackendError(
                 "FAL_KEY is not set: export your fal API key (https://fal.ai/dashboard/keys) to use the fal backend",
                 segment=ctx.label or None, retryable=False)
-        run = _Run(self, request, Path(workdir), ctx, key)
-        try:
-            return run.execute()
-        finally:
-            run.close()
+        return _Run(self, request, Path(workdir), ctx, key).execute()
+
+    def api_client(self, key: str, submit_path: str) -> "_GuardedSyncClient":
+        """The fal_client client for ``key``, made once and shared by every ``generate`` (and thread).
+
+        One ``httpx.Client`` per backend: its SSL context (the CA bundle loaded once) and its
+        keep-alive connections serve every request of every chain, instead of a new context and
+        TLS handshake per segment. httpx's pool is thread-safe; a pooled connection is reused
+        only while the server has not closed it and it has been idle under httpx's 5 s
+        keep-alive expiry, so a submit is not sent into a connection known to be dead.
+        A new one is made when the key, the submit path or the CA settings change.
+        """
+        ident = (hashlib.sha256(key.encode()).hexdigest(), submit_path) + _ca_settings()  # not the key itself
+        with self._clients_lock:
+            client = self._api_clients.get(ident)
+            if client is None:
+                client = _GuardedSyncClient(key=key, default_timeout=self.timeout, guarded_paths=(submit_path,),
+                                            ssl_context=self._ssl_context())
+                client._client  # built here, under the lock: one httpx.Client, whatever the threads
+                self._api_clients[ident] = client
+            return client
+
+    def download_client(self) -> httpx.Client:
+        """The ``httpx.Client`` that downloads results (no Authorization header), one per backend."""
+        ident = _ca_settings()
+        with self._clients_lock:
+            client = self._download_clients.get(ident)
+            if client is None:
+                client = httpx.Client(timeout=httpx.Timeout(self.timeout, connect=30.0), follow_redirects=True,
+                                      verify=self._ssl_context())
+                self._download_clients[ident] = client
+            return client
+
+    def _ssl_context(self) -> Any:
+        """The SSL context both clients verify with (as httpx would build it: SSL_CERT_FILE / SSL_CERT_DIR,
+        else certifi's bundle), made once per CA setting. Called with ``_clients_lock`` held."""
+        ident = _ca_settings()
+        context = self._ssl_contexts.get(ident)
+        if context is None:
+            context = self._ssl_contexts[ident] = httpx.create_ssl_context()
+        return context
 
     def close(self) -> None:
         with self._uploads_lock:
             self._uploads.clear()
             self._upload_locks.clear()
+        with self._clients_lock:
+            clients = [*self._api_clients.values(), *self._download_clients.values()]
+            self._api_clients.clear()
+            self._download_clients.clear()
+            self._ssl_contexts.clear()
+        for client in clients:
+            try:
+                client.close()
+            except Exception as exc:  # closing is best effort
+                _log.debug("closing an HTTP client failed: %s", type(exc).__name__)
+
+
+def _ca_settings() -> tuple[str, str]:
+    """What httpx reads from the environment when it builds a client's SSL context."""
+    return os.environ.get("SSL_CERT_FILE", ""), os.environ.get("SSL_CERT_DIR", "")
+
+
+def _fetch_result(handle: Any) -> Any:
+    """The result of a request already seen COMPLETED: ``handle.get()`` without the status poll it
+    makes first (one round trip less per segment), through fal_client's own retrying request."""
+    retrying = getattr(_fc, "_maybe_retry_request", None)
+    raise_for_status = getattr(_fc, "_raise_for_status", None)
+    if retrying is None or raise_for_status is None:  # another fal_client: its public way
+        return handle.get()
+    response = retrying(handle.client, "GET", handle.response_url,
+                        timeout=getattr(_fc, "QUEUE_POLL_TIMEOUT", httpx.Timeout(120.0, connect=30.0)))
+    raise_for_status(response)
+    return response.json()
 
 
 class _Gone(Exception):
@@ -322,14 +408,10 @@ class _Run:
         self._key = key
         self.segment = ctx.label or None
         self.request_id: str | None = None
-        self.client: _GuardedSyncClient | None = None
+        self.client: _GuardedSyncClient | None = None  # the backend's (``FalBackend.api_client``)
         self._seen_logs: set[tuple] = set()
 
     # ------------------------------------------------------------------ helpers
-
-    def close(self) -> None:
-        if self.client is not None:
-            self.client.close()
 
     def redact(self, text: str) -> str:
         return text.replace(self._key, "[FAL_KEY]") if self._key else text
@@ -435,7 +517,7 @@ class _Run:
             self.cancel_and_raise(None)
         configure_fal_client()
         submit_path = httpx.URL(_fc.QUEUE_URL_FORMAT + self.b.endpoint_id).path
-        self.client = _GuardedSyncClient(key=self._key, default_timeout=self.b.timeout, guarded_paths=(submit_path,))
+        self.client = self.b.api_client(self._key, submit_path)
         handle, status = None, None
         if self.ctx.resume_request_id:
             handle, status = self.reattach(self.ctx.resume_request_id)
@@ -447,10 +529,10 @@ class _Run:
         if not isinstance(url, str) or not url:
             raise self.error(BackendError, "fal's result has no video URL", retryable=False)
         dest = self.workdir / f"fal-{handle.request_id}.mp4"
-        self.download_and_verify(url, dest)
+        frames = self.download_and_verify(url, dest)
         seed = result.get("seed")
         return GenerationResult(path=dest, request_id=handle.request_id, cost_usd=self.request.cost_usd(),
-                                seed=seed if isinstance(seed, int) else None)
+                                seed=seed if isinstance(seed, int) else None, num_frames=frames)
 
     def reattach(self, request_id: str) -> tuple[Any | None, Any]:
         """A handle on a request an earlier run submitted, or (None, None) when it must be submitted anew."""
@@ -518,7 +600,7 @@ class _Run:
                                  retryable=True)
             self.sleep(self.b.poll_interval)
             status = None
-        return self.call("result", handle.get, handle=handle)
+        return self.call("result", lambda: _fetch_result(handle), handle=handle)
 
     def emit_logs(self, logs: list[dict[str, Any]] | None) -> None:
         for entry in logs or []:
@@ -581,14 +663,13 @@ class _Run:
 
     # ------------------------------------------------------------------ download
 
-    def download_and_verify(self, url: str, dest: Path) -> None:
+    def download_and_verify(self, url: str, dest: Path) -> int | None:
+        """Download the result to ``dest``; its frame count when verified (``verify_output``), else None."""
         attempt = 0
         while True:
             try:
                 self.download(url, dest)
-                if self.b.verify_output:
-                    self.verify(dest)
-                return
+                return self.verify(dest) if self.b.verify_output else None
             except _DownloadFailed as exc:
                 dest.unlink(missing_ok=True)
                 if not exc.retryable or attempt >= self.b.download_retries:
@@ -606,35 +687,35 @@ class _Run:
         limit = self.b.download_max_bytes
         try:
             # No Authorization header: the key is for fal's API, not for whatever host serves the file.
-            with httpx.Client(timeout=httpx.Timeout(self.b.timeout, connect=30.0), follow_redirects=True) as http:
-                with http.stream("GET", url) as response:
-                    if response.status_code != 200:
-                        raise _DownloadFailed(f"HTTP {response.status_code}",
-                                              retryable=response.status_code >= 500 or response.status_code == 429)
-                    length = response.headers.get("Content-Length")
-                    expected = int(length) if length and length.isdigit() else None
-                    if expected is not None and expected > limit:
-                        raise _DownloadFailed(f"the video is {expected} bytes, over the {limit}-byte limit",
-                                              retryable=False)
-                    written = 0
-                    with open(tmp, "wb") as f:
-                        try:
-                            for chunk in response.iter_bytes():
-                                written += len(chunk)
-                                if written > limit:
-                                    raise _DownloadFailed(f"the video is over the {limit}-byte limit",
-                                                          retryable=False)
-                                f.write(chunk)
-                        except httpx.TransportError as exc:
-                            raise _DownloadFailed(
-                                f"truncated: the connection ended after {response.num_bytes_downloaded} of "
-                                f"{expected if expected is not None else 'unknown'} bytes ({type(exc).__name__})",
-                                retryable=True) from exc
-                        f.flush()
-                        os.fsync(f.fileno())
-                    if expected is not None and response.num_bytes_downloaded != expected:
+            http = self.b.download_client()
+            with http.stream("GET", url) as response:
+                if response.status_code != 200:
+                    raise _DownloadFailed(f"HTTP {response.status_code}",
+                                          retryable=response.status_code >= 500 or response.status_code == 429)
+                length = response.headers.get("Content-Length")
+                expected = int(length) if length and length.isdigit() else None
+                if expected is not None and expected > limit:
+                    raise _DownloadFailed(f"the video is {expected} bytes, over the {limit}-byte limit",
+                                          retryable=False)
+                written = 0
+                with open(tmp, "wb") as f:
+                    try:
+                        for chunk in response.iter_bytes():
+                            written += len(chunk)
+                            if written > limit:
+                                raise _DownloadFailed(f"the video is over the {limit}-byte limit",
+                                                      retryable=False)
+                            f.write(chunk)
+                    except httpx.TransportError as exc:
                         raise _DownloadFailed(
-                            f"truncated: got {response.num_bytes_downloaded} of {expected} bytes", retryable=True)
+                            f"truncated: the connection ended after {response.num_bytes_downloaded} of "
+                            f"{expected if expected is not None else 'unknown'} bytes ({type(exc).__name__})",
+                            retryable=True) from exc
+                    f.flush()
+                    os.fsync(f.fileno())
+                if expected is not None and response.num_bytes_downloaded != expected:
+                    raise _DownloadFailed(
+                        f"truncated: got {response.num_bytes_downloaded} of {expected} bytes", retryable=True)
             if written == 0:
                 raise _DownloadFailed("empty file", retryable=True)
             os.replace(tmp, dest)
@@ -643,7 +724,8 @@ class _Run:
         finally:
             tmp.unlink(missing_ok=True)
 
-    def verify(self, path: Path) -> None:
+    def verify(self, path: Path) -> int:
+        """Check that the video decodes and has the requested frame count; return that count."""
         try:
             frames, width, height = probe_video(path)
         except _CorruptVideo as exc:
@@ -656,6 +738,7 @@ class _Run:
         if width and height and (width, height) != expected_size:
             self.ctx.emit("log", f"fal returned {width}x{height}, expected {expected_size[0]}x{expected_size[1]}",
                           width=width, height=height)
+        return frames
 
 
 class _DownloadFailed(Exception):

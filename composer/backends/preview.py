@@ -615,4 +615,6 @@ class PreviewBackend(Backend):
                             ctx.emit("progress", f"{i + 1}/{n} frames", done=i + 1, total=n)
         except MediaError as exc:
             raise BackendError(str(exc), segment=label, retryable=False) from exc
-        return GenerationResult(path=out, request_id=None, cost_usd=0.0, seed=animatic.seed)
+        # ffmpeg finished cleanly with the same input and output rate: the file holds the frames written
+        return GenerationResult(path=out, request_id=None, cost_usd=0.0, seed=animatic.seed,
+                                num_frames=writer.frames_written)

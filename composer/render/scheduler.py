@@ -246,7 +246,7 @@ class Scheduler:
             self.budget.settle(cost_reserved, paid=False)
             raise
         self.budget.settle(cost_reserved, paid=True)
-        self._check_output(seg, result.path)
+        self._check_output(seg, result.path, result.num_frames)
         paid = cost if (self.backend.paid and result.request_id) else 0.0  # what this segment cost, ever
         entry = self.cache.put(key, result.path, {
             "segment": seg.index, "scene": seg.scene, "backend": self.backend.identity(),
@@ -328,13 +328,19 @@ class Scheduler:
             if len(clip) != frames:
                 raise MediaError(f"segment {parent}: expected {frames} tail frames, decoded {len(clip)}")
             tmp = out.with_name(f".{out.stem}.partial.mp4")
-            write_clip(clip, tmp, self.plan.fps)
+            # ultrafast: on the critical path of every dependent segment, ~3x quicker than veryfast at the
+            # same crf 12 quality; bigger (a 1280x720 17-frame preview tail: ~1.0 MB vs ~0.66 MB), still
+            # under the 2 MB the fal backend sends inline as a data URI.
+            write_clip(clip, tmp, self.plan.fps, preset="ultrafast")
             tmp.replace(out)
         return out
 
-    def _check_output(self, seg: PlannedSegment, path: Path) -> None:
-        from ..media import probe
+    def _check_output(self, seg: PlannedSegment, path: Path, num_frames: int | None = None) -> None:
+        """The backend's clip has the segment's frame count. ``num_frames`` is the count the backend
+        already established (``GenerationResult.num_frames``); the file is probed only without one."""
+        if num_frames is None:
+            from ..media import probe
 
-        info = probe(path)
-        if info.num_frames != seg.num_frames:
-            raise MediaError(f"{seg.label}: backend returned {info.num_frames} frames, expected {seg.num_frames}")
+            num_frames = probe(path).num_frames
+        if num_frames != seg.num_frames:
+            raise MediaError(f"{seg.label}: backend returned {num_frames} frames, expected {seg.num_frames}")

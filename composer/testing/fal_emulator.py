@@ -42,7 +42,7 @@ copied from a pre-rendered clip after ``latency`` seconds with no CPU work.
 Fault injection: ``fail`` / ``drop`` / ``delay`` / ``truncate_downloads`` act on
 the next N HTTP calls of a stage; ``slow_queue`` / ``fail_generation`` /
 ``reject_safety`` / ``hold`` act on the next N submitted jobs. Everything received
-is recorded (``received``, ``jobs``, ``uploads``, ``counts``) without the
+is recorded (``received``, ``jobs``, ``uploads``, ``counts``, ``tls_connections``) without the
 Authorization header's value.
 
 In-process use: fal_client reads ``FAL_RUN_HOST`` / ``FAL_QUEUE_RUN_HOST`` once,
@@ -289,6 +289,7 @@ class _TLSServer(ThreadingHTTPServer):
             return
         with self.connections_lock:
             self.connections.add(conn)
+        self.emulator._count_connection()
         try:
             self.RequestHandlerClass(conn, client_address, self)
         except (OSError, ValueError):
@@ -480,6 +481,7 @@ class FalEmulator:
         self.max_records = max_records  # ``received`` keeps the newest this many
 
         self.counts: Counter[str] = Counter()
+        self.tls_connections = 0  # TLS connections accepted (handshakes completed), whatever they then asked
         self.submits: Counter[str] = Counter()  # accepted (paid) submits per app id
         self.received: list[Received] = []
         self.jobs: dict[str, Job] = {}
@@ -743,6 +745,7 @@ class FalEmulator:
         with self._lock:
             return {
                 "counts": dict(self.counts),
+                "tls_connections": self.tls_connections,
                 "submits": dict(self.submits),
                 "jobs": {
                     j.id: {"app_id": j.app_id, "state": j.state, "cancelled": j.cancelled,
@@ -856,6 +859,10 @@ class FalEmulator:
         return "other", None
 
     # ------------------------------------------------------------------ replies
+
+    def _count_connection(self) -> None:
+        with self._lock:
+            self.tls_connections += 1
 
     def _count(self, stage: str, what: str) -> None:
         with self._lock:
