@@ -177,7 +177,7 @@ class ChainStream:
         """Advance past one segment without showing it: settle its colour from its
         head, first shown and last frames, and fill ``record["full_tail"]`` with its
         last frames as shown. Decodes only those frames (the tail after one seek)."""
-        from .media import VideoReader, read_frames
+        from .media import VideoReader
 
         seg, first_shown, last_shown, next_overlap, new_look = self._geometry()
         self.pending = []
@@ -188,7 +188,9 @@ class ChainStream:
         with reader:
             head = [_small_of(f) for f in reader]
         tail_start = min(keep_from, last_shown)
-        tail = read_frames(video, start=tail_start, count=last_shown + 1 - tail_start, size=size, pix_fmt=PIX_FMT)
+        with VideoReader(video, size=size, start=tail_start, count=last_shown + 1 - tail_start, pix_fmt=PIX_FMT,
+                         info=reader.info) as tail_reader:
+            tail = list(tail_reader)
         last = _small_of(tail[-1])
         if self.keep_samples:
             _store_last_sample(video, last_shown, last)
@@ -239,7 +241,7 @@ def _store_last_sample(video: Path, index: int, frame: np.ndarray) -> None:
 
 def keep_last_sample(plan: RenderPlan, seg: PlannedSegment, video: Path) -> None:
     """Decode ``seg``'s last shown frame once and keep its small copy beside ``video``
-    (for a segment nothing else decodes before assembly: the last of its chain)."""
+    (what assembling with ``keep_samples`` does for a segment that has none)."""
     first_shown = seg.shown_start - seg.output_start_frame
     last_shown = seg.shown_end - seg.output_start_frame - 1
     if last_shown > first_shown:

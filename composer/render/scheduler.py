@@ -196,8 +196,6 @@ class Scheduler:
                 if stream is not None and seg.depends_on is not None and not self.cache.has(self.keys[seg.index]):
                     self._follow_chain(stream, seg.depends_on)
                 self._run_segment(seg, out)
-                if out.status == "generated" and (stream is None or seg is chain[-1]):
-                    self._keep_sample(seg, out)
             except ComposerError as exc:
                 out.status, out.error, out.error_type = "failed", str(exc), type(exc).__name__
                 broken = f"not rendered: {seg.label} failed"
@@ -270,15 +268,6 @@ class Scheduler:
         out.seed = entry.meta.get("seed")
         self.emit(SegmentDone(seg.index, seg.label, cached=False, seconds=out.seconds, cost_usd=out.cost_usd,
                               request_id=result.request_id))
-
-    def _keep_sample(self, seg: PlannedSegment, out: SegmentOutcome) -> None:
-        """Keep the last-frame sample assembly needs, while other chains still wait on the network."""
-        from ..assemble import keep_last_sample
-
-        try:
-            keep_last_sample(self.plan, seg, out.video)
-        except (MediaError, OSError):
-            pass  # assembly decodes it then, and reports a damaged video itself
 
     def _backend_event(self, seg: PlannedSegment, ev: BackendEvent) -> None:
         self.emit(SegmentLog(seg.index, ev.kind, ev.message, dict(ev.data)))
