@@ -247,9 +247,10 @@ def load_board(text: str):
     return composer.loads(text, name="benchmark.yaml", base_dir=BENCH_DIR)
 
 
-def render_segments(board, cache_dir: Path, *, drift: float = 1.0, jobs: int = 2,
+def render_segments(board, cache_dir: Path, *, drift: float = 1.0, jobs: int = 2, text: bool = True,
                     log=None) -> tuple[Any, dict[int, Path], float, int]:
-    """Render (or find in the cache) every segment of ``board`` with the preview backend.
+    """Render (or find in the cache) every segment of ``board`` with the preview backend
+    (``text=False``: without its caption strip).
 
     Returns (plan, {segment index: video path}, seconds, segments generated now).
     Only the segments: no assembly.
@@ -263,7 +264,7 @@ def render_segments(board, cache_dir: Path, *, drift: float = 1.0, jobs: int = 2
 
     plan = composer.plan(board)
     cache = SegmentCache(cache_dir)
-    backend = get_backend("preview", drift=drift)
+    backend = get_backend("preview", drift=drift, text=text)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(dir=cache.root / "tmp") as work:
         sched = Scheduler(plan, board, backend, cache, workdir=Path(work), jobs=jobs)

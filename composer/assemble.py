@@ -82,6 +82,7 @@ class ChainStream:
         self.matcher = None if spec.method == "none" else ChainColourMatcher(_colour_config(spec))
         self.tail: list[np.ndarray] | None = None  # small copies of the previous segment's tail as shown
         self.pending: list[np.ndarray] = []  # its last shown frames, held back to dissolve into the next head
+        self.last: np.ndarray | None = None  # small copy of its last shown frame, for the seam's measured step
         self.keep_full_tail = keep_full_tail
         self.keep_samples = keep_samples  # write a decoded last-frame sample beside its video for next time
         self.position = 0  # index in the chain of the next segment to stream
@@ -134,6 +135,7 @@ class ChainStream:
         keep_from = last_shown + 1 - next_overlap if next_overlap else last_shown + 1
         head_small: list[np.ndarray] = []
         head_full: list[np.ndarray] = []
+        last: np.ndarray | None = None
         tail_raw: list[tuple[int, np.ndarray]] = []  # (index, raw frame) of the frames the next seam compares
         colour: SegmentColour | None = None
         reader = VideoReader(video, size=(self.plan.width, self.plan.height), pix_fmt=PIX_FMT)
@@ -163,15 +165,17 @@ class ChainStream:
                         yield cv2.addWeighted(before, 1.0 - w, after, w, 0.0)
                     head_full.clear()
                 out = _apply(colour, frame, local)
-                if local == first_shown:
-                    record["first"] = _small_of(out)
+                if local == first_shown and self.last is not None:
+                    # the colour step the dissolve spreads: the old segment's last frame to the new one's first
+                    record["seam_delta_e"] = round(frame_delta_e(self.last, _small_of(out)), 3)
                 if local == last_shown:
-                    record["last"] = _small_of(out)
+                    last = _small_of(out)
                 if local >= hold_from:
                     self.pending.append(out)
                 else:
                     yield out
         self._finish_segment(colour, tail_raw, record)
+        self.last = last
 
     def follow(self, video: Path, record: dict[str, Any]) -> None:
         """Advance past one segment without showing it: settle its colour from its
@@ -180,7 +184,7 @@ class ChainStream:
         from .media import VideoReader
 
         seg, first_shown, last_shown, next_overlap, new_look = self._geometry()
-        self.pending = []
+        self.pending, self.last = [], None
         size = (self.plan.width, self.plan.height)
         keep_from = last_shown + 1 - next_overlap if next_overlap else last_shown + 1
         reader = VideoReader(video, size=size, count=first_shown + 1, pix_fmt=PIX_FMT)
@@ -365,10 +369,9 @@ def assemble(plan: RenderPlan, videos: dict[int, Path], output: Path, *, board: 
     for seg in plan.segments:
         if seg.depends_on is None:
             continue
-        before, after = records.get(seg.depends_on, {}), records.get(seg.index, {})
-        if "last" in before and "first" in after:
-            seams.append({"segment": seg.index, "film_frame": seg.seam_frame,
-                          "delta_e": round(frame_delta_e(before["last"], after["first"]), 3),
+        after = records.get(seg.index, {})
+        if "seam_delta_e" in after:
+            seams.append({"segment": seg.index, "film_frame": seg.seam_frame, "delta_e": after["seam_delta_e"],
                           "raw_overlap_delta_e": after.get("raw_overlap_delta_e")})
     transforms = {i: r["transform"] for i, r in records.items() if "transform" in r}
     return {"frames": written, "range": [first, stop], "codec": codec, "audio": str(audio_path) if audio_path else None,
