@@ -11,7 +11,6 @@ the film's length.
 from __future__ import annotations
 
 import threading
-from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -27,14 +26,6 @@ from .storyboard.models import ColourSpec, Storyboard
 
 SMALL_WIDTH = 256  # frames kept for fitting and measuring are shrunk to this width
 PIX_FMT = "yuv420p"  # what flows from the decoders to the encoder
-
-
-def _small(frame: np.ndarray) -> np.ndarray:
-    """A small RGB copy of an RGB frame (HxWx3)."""
-    h, w = frame.shape[:2]
-    if w <= SMALL_WIDTH:
-        return frame.copy()
-    return cv2.resize(frame, (SMALL_WIDTH, max(1, round(h * SMALL_WIDTH / w))), interpolation=cv2.INTER_AREA)
 
 
 def _small_of(frame: np.ndarray) -> np.ndarray:

@@ -5,7 +5,6 @@ import cv2
 import numpy as np
 import pytest
 
-from composer.assemble import _small
 from composer.colour import ColourTransform
 from composer.media import read_frames, write_clip
 from composer.yuv import (
@@ -118,6 +117,11 @@ def test_i420_to_rgb_matches_the_zscale_decode(tmp_path):
         d = diff(a, i420_to_rgb(b))
         assert d.mean() < 1.0 and np.percentile(d, 99) <= 2, (d.mean(), np.percentile(d, 99))
         assert abs(float(a.astype(np.float32).mean() - i420_to_rgb(b).astype(np.float32).mean())) < 0.3  # no bias
+
+
+def _small(rgb: np.ndarray) -> np.ndarray:
+    """The full frame area-shrunk to 256 wide: what fitting used before frames stayed I420."""
+    return cv2.resize(rgb, (256, round(rgb.shape[0] * 256 / rgb.shape[1])), interpolation=cv2.INTER_AREA)
 
 
 def test_small_rgb_agrees_with_small_of_the_full_frame():
