@@ -314,7 +314,7 @@ def test_tail_clip_is_quick_to_encode_and_faithful(write_board, tmp_path, cache,
     def spy(frames, path, fps, **kw):
         frames = list(frames)
         n = real(frames, path, fps, **kw)
-        written.append((frames, Path(path), kw, read_frames(path)))
+        written.append((frames, Path(path), kw, read_frames(path, pix_fmt=kw.get("pix_fmt", "rgb24"))))
         return n
 
     monkeypatch.setattr(composer.media, "write_clip", spy)

@@ -297,8 +297,10 @@ def write_clip(
     crf: int = 12,
     preset: str = "veryfast",
     threads: int | None = None,
+    pix_fmt: str = "rgb24",
 ) -> int:
-    """Encode ``frames`` (RGB uint8, all one size) to ``path`` at high quality; return the count.
+    """Encode ``frames`` (uint8, all one size: RGB, or I420 with ``pix_fmt="yuv420p"``) to
+    ``path`` at high quality; return the count.
 
     Made for conditioning clips (a segment's last frames): crf 12 H.264 yuv420p,
     so the frames survive the round trip within a level or two.
@@ -309,7 +311,10 @@ def write_clip(
     except StopIteration:
         raise MediaError(f"{path}: no frames to write") from None
     height, width = first.shape[:2]
-    with VideoWriter(path, width, height, fps, crf=crf, preset=preset, threads=threads) as writer:
+    if pix_fmt == "yuv420p":
+        height = height * 2 // 3  # an I420 frame stacks its chroma planes under the luma
+    with VideoWriter(path, width, height, fps, crf=crf, preset=preset, threads=threads,
+                     input_pix_fmt=pix_fmt) as writer:
         writer.write(first)
         writer.write_all(iterator)
     return writer.frames_written

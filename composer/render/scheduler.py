@@ -298,9 +298,7 @@ class Scheduler:
             record: dict[str, Any] = {}
             stream.follow(video, record)
             if seg.index == parent:
-                from ..yuv import i420_to_rgb
-
-                self._shown_tails[parent] = [i420_to_rgb(f) for f in record["full_tail"]]
+                self._shown_tails[parent] = record["full_tail"]  # I420 frames
 
     def _tail_clip(self, parent: int, frames: int) -> Path:
         """The last ``frames`` frames of the parent's actual output, as a small MP4."""
@@ -313,14 +311,15 @@ class Scheduler:
         if not out.exists():
             n = self.plan.segments[parent].num_frames
             shown = self._shown_tails.pop(parent, None)
-            clip = shown[-frames:] if shown is not None else read_frames(src, start=n - frames, count=frames)
+            clip = (shown[-frames:] if shown is not None
+                    else read_frames(src, start=n - frames, count=frames, pix_fmt="yuv420p"))
             if len(clip) != frames:
                 raise MediaError(f"segment {parent}: expected {frames} tail frames, decoded {len(clip)}")
             tmp = out.with_name(f".{out.stem}.partial.mp4")
             # ultrafast: on the critical path of every dependent segment, ~3x quicker than veryfast at the
             # same crf 12 quality; bigger (a 1280x720 17-frame preview tail: ~1.0 MB vs ~0.66 MB), still
             # under the 2 MB the fal backend sends inline as a data URI.
-            write_clip(clip, tmp, self.plan.fps, preset="ultrafast")
+            write_clip(clip, tmp, self.plan.fps, preset="ultrafast", pix_fmt="yuv420p")
             tmp.replace(out)
         return out
 
