@@ -259,8 +259,8 @@ def render_segments(board, cache_dir: Path, *, drift: float = 1.0, jobs: int = 2
 
     import composer
     from composer.backends import get_backend
-    from composer.render.cache import SegmentCache
-    from composer.render.scheduler import Scheduler
+    from composer.rendering.cache import SegmentCache
+    from composer.rendering.scheduler import Scheduler
 
     plan = composer.plan(board)
     cache = SegmentCache(cache_dir)

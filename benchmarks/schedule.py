@@ -165,7 +165,7 @@ class Timeline:
 
 def render_once(board_text: str, cache: Path, out: Path, jobs: int, options: dict[str, Any], emu) -> dict[str, Any]:
     import composer
-    from composer.render.events import AssemblyProgress, SegmentDone, SegmentStarted
+    from composer.events import AssemblyProgress, SegmentDone, SegmentStarted
 
     board = common.load_board(board_text)
     before = emu.submits()

@@ -20,8 +20,8 @@ import numpy as np
 from .colour import ChainColourMatcher, ColourConfig, SegmentColour
 from .errors import Cancelled, MediaError
 from .metrics import frame_delta_e
-from .plan import PlannedChain, PlannedSegment, RenderPlan
-from .render.events import AssemblyProgress, Event
+from .planner import PlannedChain, PlannedSegment, RenderPlan
+from .events import AssemblyProgress, Event
 from .storyboard.models import ColourSpec, Storyboard
 
 SMALL_WIDTH = 256  # frames kept for fitting and measuring are shrunk to this width

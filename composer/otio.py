@@ -33,7 +33,7 @@ import opentimelineio as otio
 
 from . import __version__
 from .errors import ComposerError
-from .plan import PlannedChain, PlannedScene, RenderPlan
+from .planner import PlannedChain, PlannedScene, RenderPlan
 from .storyboard.models import (
     SCENE_ID,
     Audio,

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from composer import doctor
+from composer.cli import doctor
 from composer.backends.fal import FalBackend
 from composer.cli import main
 from composer.media import probe
-from composer.render import SegmentCache
+from composer.rendering import SegmentCache
 from composer.request import OUTPUT_SIZES, GenerationRequest
 from composer.testing.fixtures import fal_emulator_factory, use_fal_emulator  # noqa: F401
 

@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 
 from composer.media import load_image, probe, read_frames
-from composer.plan import plan
-from composer.render import SegmentCache
+from composer.planner import plan
+from composer.rendering import SegmentCache
 from composer.storyboard import load
 from composer.testing.fixtures import fal_emulator_factory  # noqa: F401
 

@@ -15,8 +15,8 @@ import pytest
 
 import composer
 from composer.media import probe
-from composer.render import SegmentCache
-from composer.render.events import AssemblyProgress, SegmentDone, SegmentQueued
+from composer.rendering import SegmentCache
+from composer.events import AssemblyProgress, SegmentDone, SegmentQueued
 
 BOARD = """\
 version: 1

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from composer.plan import derive_seed, plan, segment_lengths
+from composer.planner import derive_seed, plan, segment_lengths
 from composer.request import GenerationRequest
 from composer.storyboard import Storyboard, check_storyboard, load
 

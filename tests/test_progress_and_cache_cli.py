@@ -5,8 +5,8 @@ import io
 import subprocess
 import sys
 
-from composer.render.events import AssemblyProgress, RenderStarted, SegmentDone, SegmentFailed, SegmentStarted
-from composer.render.progress import Progress
+from composer.events import AssemblyProgress, RenderStarted, SegmentDone, SegmentFailed, SegmentStarted
+from composer.rendering.progress import Progress
 
 EVENTS = [
     RenderStarted(segments=3, cached=1, to_generate=2, estimated_cost_usd=0.08),

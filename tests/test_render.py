@@ -17,8 +17,8 @@ from composer.media import fit_image, load_image, probe, read_frames
 from composer.metrics import frame_delta_e
 from composer.backends.preview import PreviewBackend
 from composer.errors import RenderFailed
-from composer.plan import plan
-from composer.render import SegmentCache, render
+from composer.planner import plan
+from composer.rendering import SegmentCache, render
 from composer.storyboard import load
 
 HEAD = """\
@@ -189,7 +189,7 @@ def test_interrupted_assembly_leaves_no_output(write_board, tmp_path, cache):
     import threading
 
     from composer.errors import Cancelled
-    from composer.render.events import AssemblyProgress
+    from composer.events import AssemblyProgress
 
     path = write_board(board_text(TWO_CHAINS))
     cancel = threading.Event()

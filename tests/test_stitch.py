@@ -11,7 +11,7 @@ import pytest
 from composer.assemble import ChainStream, assemble, film_frames, sample_path
 from composer.colour import ColourTransform, ResidualField, fit_residual_field
 from composer.media import read_frames, write_clip
-from composer.plan import frame_range_segments, plan
+from composer.planner import frame_range_segments, plan
 from composer.storyboard import load
 from composer.storyboard.models import ColourSpec
 from composer.yuv import i420_to_rgb
@@ -112,8 +112,8 @@ def test_tail_only_follow_matches_the_streamed_tail(write_board, tmp_path):
     assert len(p.segments) >= 3
     backend = PreviewBackend(drift=1.0)
     # segments rendered independently (raw tails are enough to compare the two passes)
-    from composer.render.cache import SegmentCache
-    from composer.render.scheduler import Scheduler
+    from composer.rendering.cache import SegmentCache
+    from composer.rendering.scheduler import Scheduler
 
     cache = SegmentCache(tmp_path / "cache")
     sched = Scheduler(p, board, backend, cache, workdir=tmp_path / "work")
@@ -133,7 +133,7 @@ def test_tail_only_follow_matches_the_streamed_tail(write_board, tmp_path):
 
 
 def test_last_frame_sample_is_kept_and_changes_nothing(write_board, tmp_path):
-    from composer.render import SegmentCache, render
+    from composer.rendering import SegmentCache, render
 
     path = write_board(BOARD.replace("5s", "7s"))
     cache = SegmentCache(tmp_path / "cache")

@@ -54,7 +54,7 @@ def main() -> None:
 @handle_errors
 def validate(boards: tuple[Path, ...]) -> None:
     """Check storyboards; print every problem as file:line:col: message."""
-    from ..plan import plan
+    from ..planner import plan
     from ..storyboard import load
 
     failed: list[StoryboardError] = []
@@ -92,8 +92,8 @@ def backend_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _cached_map(board_obj: Any, p: Any, backend_name: str, cache_dir: Path | None) -> dict[int, bool]:
     from ..backends import get_backend
-    from ..render.cache import SegmentCache
-    from ..render.scheduler import MediaResolver, compute_keys
+    from ..rendering.cache import SegmentCache
+    from ..rendering.scheduler import MediaResolver, compute_keys
 
     cache = SegmentCache(cache_dir)
     backend = get_backend(backend_name)
@@ -109,7 +109,7 @@ def _cached_map(board_obj: Any, p: Any, backend_name: str, cache_dir: Path | Non
 @handle_errors
 def plan_cmd(board: Path, as_json: bool, backend: str, cache_dir: Path | None) -> None:
     """Show the segments a render will generate, what it costs and how long the critical path is."""
-    from ..plan import plan
+    from ..planner import plan
     from ..storyboard import load
 
     b = load(board)
@@ -142,10 +142,10 @@ def render(board: Path, output: Path, backend: str, cache_dir: Path | None, jobs
            retries: int, codec: str, drift: float | None, scenes: tuple[str, ...], frame_range: str | None,
            draft: bool, per_chain: bool, dry_run: bool, quiet: bool) -> None:
     """Render BOARD into one film, reusing every segment already in the cache."""
-    from ..plan import draft_board, plan
-    from ..render import render as run_render
-    from ..render.pipeline import partial
-    from ..render.progress import Progress
+    from ..planner import draft_board, plan
+    from ..rendering import render as run_render
+    from ..rendering.pipeline import partial
+    from ..rendering.progress import Progress
     from ..storyboard import load
 
     b = load(board)
@@ -209,7 +209,7 @@ def cache() -> None:
 @handle_errors
 def cache_info(cache_dir: Path | None) -> None:
     """Where the cache is, how big, what was paid, what is in flight."""
-    from ..render.cache import SegmentCache
+    from ..rendering.cache import SegmentCache
 
     info = SegmentCache(cache_dir).info()
     click.echo(f"cache: {info['root']}")
@@ -226,7 +226,7 @@ def cache_info(cache_dir: Path | None) -> None:
 @handle_errors
 def cache_prune(cache_dir: Path | None, older_than: float | None, max_size: float | None, everything: bool) -> None:
     """Remove cached segments (the ledger of paid requests is kept)."""
-    from ..render.cache import SegmentCache
+    from ..rendering.cache import SegmentCache
 
     if not (older_than or max_size or everything):
         raise click.UsageError("say what to prune: --older-than DAYS, --max-size MB or --all")

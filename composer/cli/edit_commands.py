@@ -47,7 +47,7 @@ def _chain_media(template: str | None, board: Path, otio_path: Path, chain: int)
 def export_cmd(board: Path, otio_path: Path, media: str | None, per_chain: bool, handles: int) -> None:
     """Write BOARD's film as an OpenTimelineIO timeline for an editor (Resolve, Premiere, Avid…)."""
     from ..otio import export_per_chain, export_timeline, write_otio
-    from ..plan import plan
+    from ..planner import plan
     from ..storyboard import load
 
     b = load(board)

@@ -234,7 +234,7 @@ def build_request(body: dict[str, Any]) -> GenerationRequest:
 def _generate_key(request: GenerationRequest, backend_identity: str) -> str:
     """A journal key for one generate request: its body without URLs plus its local media's bytes."""
     from ..backends.base import local_path
-    from ..render.cache import file_sha256
+    from ..rendering.cache import file_sha256
     from ..request import canonical_json
 
     media = []
@@ -350,7 +350,7 @@ def _run_generate(instance: Any, request: GenerationRequest, output: Path, cache
         if not os.environ.get("FAL_KEY", "").strip():
             raise ComposerError("FAL_KEY is not set: export your fal API key (https://fal.ai/dashboard/keys) "
                                 "to use --backend fal; nothing was spent")
-        from ..render.cache import SegmentCache
+        from ..rendering.cache import SegmentCache
 
         cache = SegmentCache(cache_dir)
         journal_key = _generate_key(request, instance.identity())
@@ -410,7 +410,7 @@ def _run_generate(instance: Any, request: GenerationRequest, output: Path, cache
 @handle_errors
 def doctor(cache_dir: Path | None, live: bool, yes: bool, timeout: float) -> None:
     """Check ffmpeg, the cache, FAL_KEY and fal's endpoint; --live measures the real endpoint."""
-    from .. import doctor as doc
+    from . import doctor as doc
 
     checks = doc.run_checks(cache_dir, timeout=timeout)
     for check in checks:

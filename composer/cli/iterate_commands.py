@@ -38,7 +38,7 @@ def reroll(board: Path, segment: int, seed: int | None, yes: bool, backend: str,
 
     Shows first what re-rendering it and the rest of its chain will cost.
     """
-    from ..plan import plan
+    from ..planner import plan
     from ..storyboard import load
     from ..storyboard.edit import pin_seed
 
@@ -63,7 +63,7 @@ def reroll(board: Path, segment: int, seed: int | None, yes: bool, backend: str,
 @handle_errors
 def pin(board: Path, segment: int) -> None:
     """Pin SEGMENT's current seed in BOARD, so a take that works stays."""
-    from ..plan import plan
+    from ..planner import plan
     from ..storyboard import load
     from ..storyboard.edit import pin_seed
 
@@ -109,9 +109,9 @@ def watch(board: Path, output: Path, backend: str, cache_dir: Path | None, max_c
           interval: float, max_runs: int | None) -> None:
     """Re-plan and re-render BOARD on every save of it or its images (Ctrl-C stops)."""
     from ..errors import ComposerError, StoryboardError
-    from ..plan import draft_board, plan
-    from ..render import render as run_render
-    from ..render.progress import Progress
+    from ..planner import draft_board, plan
+    from ..rendering import render as run_render
+    from ..rendering.progress import Progress
     from ..storyboard import load
 
     if backend == "fal" and max_cost is None:

@@ -1,5 +1,6 @@
 """The storyboard language: models, loader and whole-board checks."""
 from .checks import check_storyboard
+from .dump import to_yaml
 from .loader import load, loads
 from .models import (
     Audio,
@@ -17,5 +18,5 @@ from .models import (
 
 __all__ = [
     "Audio", "Beat", "ColourSpec", "Crossfade", "Defaults", "EndpointParams", "Keyframe",
-    "Output", "Scene", "SegmentSpec", "Storyboard", "check_storyboard", "load", "loads",
+    "Output", "Scene", "SegmentSpec", "Storyboard", "check_storyboard", "load", "loads", "to_yaml",
 ]

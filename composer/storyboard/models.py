@@ -246,11 +246,3 @@ class Storyboard(_Model):
                 return s
         raise KeyError(scene_id)
 
-    def to_yaml(self) -> str:
-        """This storyboard as storyboard YAML text (``loads`` reads it back to an equal model)."""
-        from .dump import to_yaml
-
-        return to_yaml(self)
-
-
-OWNED_FIELDS = PLANNER_OWNED

@@ -16,11 +16,11 @@ from typing import Any, Callable
 
 from ..backends.base import Backend, BackendEvent, GenerateContext, file_url
 from ..errors import BudgetExceeded, Cancelled, ComposerError, MediaError
-from ..plan import PlannedSegment, RenderPlan
+from ..planner import PlannedSegment, RenderPlan
 from ..request import GenerationRequest
 from ..storyboard.models import Storyboard
 from .cache import SegmentCache, file_sha256, segment_key
-from .events import (
+from ..events import (
     CostIncurred,
     Event,
     SegmentDone,

@@ -16,10 +16,10 @@ from ..backends import Backend, get_backend
 from ..errors import Cancelled, RenderFailed
 from ..manifest import manifest_path_for, write_manifest
 from ..errors import ComposerError
-from ..plan import RenderPlan, draft_board, frame_range_segments, plan as make_plan
+from ..planner import RenderPlan, draft_board, frame_range_segments, plan as make_plan
 from ..storyboard import Storyboard, load
 from .cache import SegmentCache
-from .events import Event, RenderFinished, RenderStarted
+from ..events import Event, RenderFinished, RenderStarted
 from .scheduler import Scheduler, SegmentOutcome
 
 

@@ -10,7 +10,7 @@ import threading
 import time
 from typing import TextIO
 
-from .events import (
+from ..events import (
     AssemblyProgress,
     CostIncurred,
     Event,

@@ -52,8 +52,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from .errors import ComposerError
-from .request import ENDPOINT_ID, OUTPUT_SIZES, request_cost
+from ..errors import ComposerError
+from ..request import ENDPOINT_ID, OUTPUT_SIZES, request_cost
 
 __all__ = [
     "Check",
@@ -102,7 +102,7 @@ class Check:
 
 def check_ffmpeg(timeout: float = 30.0) -> Check:
     """Which ffmpeg, its version, and whether libx264 encodes one frame."""
-    from .media import ffmpeg_exe
+    from ..media import ffmpeg_exe
 
     try:
         exe = ffmpeg_exe()
@@ -141,7 +141,7 @@ def check_ffmpeg(timeout: float = 30.0) -> Check:
 
 def check_cache(root: str | Path | None = None) -> Check:
     """The cache's path, whether it is writable, how big it is and what the ledger says was paid."""
-    from .render.cache import SegmentCache, default_cache_dir
+    from ..rendering.cache import SegmentCache, default_cache_dir
 
     path = Path(root).expanduser() if root else default_cache_dir()
     try:
@@ -185,7 +185,7 @@ def check_endpoint(timeout: float = DEFAULT_TIMEOUT_S, environ: dict[str, str] |
     """Whether fal's queue host answers a free status request, within about ``timeout`` seconds."""
     import httpx
 
-    from .backends.fal import fal_urls
+    from ..backends.fal import fal_urls
 
     env = os.environ if environ is None else environ
     queue = fal_urls(dict(env))["QUEUE_URL_FORMAT"]
@@ -311,7 +311,7 @@ class _Prober:
 
         import fal_client.client as fc
 
-        from .backends.fal import _GuardedSyncClient, configure_fal_client
+        from ..backends.fal import _GuardedSyncClient, configure_fal_client
 
         configure_fal_client()
         submit_path = httpx.URL(fc.QUEUE_URL_FORMAT + ENDPOINT_ID).path
@@ -331,7 +331,7 @@ class _Prober:
         """Submit ``body``, wait, download and measure; never raises for an answer fal gives."""
         import fal_client
 
-        from .backends.fal import SubmitOutcomeUnknown, _detail
+        from ..backends.fal import SubmitOutcomeUnknown, _detail
 
         out: dict[str, Any] = {"accepted": False}
         t0 = time.monotonic()
@@ -399,7 +399,7 @@ class _Prober:
     def _measure(self, url: str, request_id: str) -> dict[str, Any]:
         import httpx
 
-        from .media import probe
+        from ..media import probe
 
         dest = self.workdir / f"{request_id}.mp4"
         t0 = time.monotonic()
@@ -429,9 +429,9 @@ def run_live(
 
     Refuses without ``FAL_KEY``. Each accepted request is written to the cache's cost ledger.
     """
-    from . import __version__
-    from .backends.fal import fal_urls
-    from .render.cache import SegmentCache
+    from .. import __version__
+    from ..backends.fal import fal_urls
+    from ..rendering.cache import SegmentCache
 
     key = os.environ.get("FAL_KEY", "").strip()
     if not key:
@@ -525,7 +525,7 @@ def _findings(records: list[dict[str, Any]], started: datetime, urls: dict[str, 
 
 def save_findings(findings: dict[str, Any], cache_dir: str | Path | None = None) -> Path:
     """Write the findings to ``<cache>/doctor/live.json`` (atomically) and return the path."""
-    from .render.cache import SegmentCache
+    from ..rendering.cache import SegmentCache
 
     cache = SegmentCache(cache_dir)
     out = cache.root / "doctor" / "live.json"
