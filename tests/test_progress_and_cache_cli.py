@@ -39,13 +39,46 @@ def test_log_mode_prints_one_line_per_event():
     assert "\r" not in text
 
 
-def test_tty_mode_redraws_a_bar_with_counts_and_eta():
-    text = feed(tty=True)
-    assert "\r\x1b[2K" in text
-    assert "segments [" in text and "(cached 1, failed 0)" in text and "ETA" in text
-    assert "(cached 1, failed 1)" in text
-    assert "assembling [" in text and "100/100 frames" in text
-    assert text.endswith("\n")
+def screen_after(text: str, columns: int, rows: int = 24) -> list[str]:
+    """What a terminal of that size shows after ``text`` (a real VT100 emulator, pyte)."""
+    import pyte
+
+    screen = pyte.Screen(columns, rows)
+    stream = pyte.Stream(screen)
+    stream.feed(text.replace("\n", "\r\n"))
+    return [line.rstrip() for line in screen.display]
+
+
+def test_tty_mode_redraws_bars_in_place_with_counts():
+    out = io.StringIO()
+    p = Progress(out, tty=True, width=80)
+    for e in EVENTS:
+        p(e)
+    p.close()
+    shown = [line for line in screen_after(out.getvalue(), 80) if line]
+    assert shown[0] == "3 segments: 1 cached, 2 to generate (estimated $0.08)"
+    assert any(line.startswith("segment 2 (scene 'b'): FAILED: boom") for line in shown)
+    seg = [line for line in shown if line.startswith("segments")]
+    asm = [line for line in shown if line.startswith("assembling")]
+    # one bar each, redrawn in place: not a line per update
+    assert len(seg) == 1 and len(asm) == 1, shown
+    assert "3/3" in seg[0] and "cached 1, failed 1" in seg[0]
+    assert "100/100" in asm[0]
+    assert "traceback line" not in out.getvalue()
+
+
+def test_tty_mode_fits_a_narrow_terminal():
+    """In a 50-column terminal the display must not wrap into repeated lines."""
+    out = io.StringIO()
+    p = Progress(out, tty=True, width=50)
+    for e in EVENTS * 3:
+        p(e)
+    p.close()
+    shown = [line for line in screen_after(out.getvalue(), 50) if line]
+    assert all(len(line) <= 50 for line in shown)
+    # three start lines + three failures printed once each, plus at most two bar lines per bar
+    assert len(shown) <= 6 + 4, shown
+    assert sum(line.startswith("segments") for line in shown) <= 2
 
 
 def test_quiet_prints_nothing():
