@@ -109,3 +109,35 @@ def format_frames(frames: int, fps: int) -> str:
     m, rem = divmod(rem, 60_000)
     s, ms = divmod(rem, 1000)
     return f"{sign}{h:02d}:{m:02d}:{s:02d}.{ms:03d}"
+
+
+def parse_frame_range(value: str | tuple[object, object], fps: int) -> tuple[int, int]:
+    """``'00:10-00:25'``, ``'240f-600f'`` or a ``(start, end)`` pair → film frames, end exclusive.
+
+    The library and ``--range`` accept the same forms; anything else is a ``TimecodeError``.
+    """
+    if isinstance(value, str):
+        # mm:ss and hh:mm:ss never contain '-', so the first '-' not at the start splits the pair
+        text = value.strip()
+        cut = text.find("-", 1)
+        if cut < 0 or text.count("-") != 1:
+            raise TimecodeError(f"range {value!r}: write START-END, e.g. 00:10-00:25 or 240f-600f")
+        parts: tuple[object, object] = (text[:cut].strip(), text[cut + 1:].strip())
+    elif isinstance(value, (tuple, list)) and len(value) == 2:
+        parts = (value[0], value[1])
+    else:
+        raise TimecodeError(f"range {value!r}: give 'START-END' or a (start, end) pair")
+    frames = []
+    for p in parts:
+        if isinstance(p, bool):
+            raise TimecodeError(f"range {value!r}: {p!r} is not a time")
+        if isinstance(p, int):
+            frames.append(p)  # a pair of ints is film frames, as render(frame_range=(240, 600)) always took
+            continue
+        frames.append(Timecode.parse(p).to_frames(fps))
+    start, end = frames
+    if start < 0:
+        raise TimecodeError(f"range {value!r}: the start cannot be before the film's start")
+    if end <= start:
+        raise TimecodeError(f"range {value!r}: the end must come after the start")
+    return start, end

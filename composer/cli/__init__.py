@@ -185,18 +185,12 @@ def render(board: Path, output: Path, backend: str, cache_dir: Path | None, jobs
 def parse_range(text: str, fps: int) -> tuple[int, int]:
     """'00:10-00:25' → film frames (240, 600) at 24 fps."""
     from ..errors import TimecodeError
-    from ..timecode import Timecode
+    from ..timecode import parse_frame_range
 
-    parts = text.split("-")
-    if len(parts) != 2:
-        raise click.BadParameter(f"{text!r}: write START-END, e.g. 00:10-00:25", param_hint="--range")
     try:
-        start, end = (Timecode.parse(p).to_frames(fps) for p in parts)
+        return parse_frame_range(text, fps)
     except TimecodeError as exc:
         raise click.BadParameter(str(exc), param_hint="--range") from None
-    if end <= start:
-        raise click.BadParameter(f"{text!r}: the end must come after the start", param_hint="--range")
-    return start, end
 
 
 @main.group()
@@ -220,19 +214,19 @@ def cache_info(cache_dir: Path | None) -> None:
 
 @cache.command("prune")
 @cache_option
-@click.option("--older-than", type=float, default=None, help="Remove entries older than this many days.")
-@click.option("--max-size", type=float, default=None, help="Remove oldest entries until the cache is under this many MB.")
+@click.option("--older-than", type=click.FloatRange(min=0), default=None, help="Remove entries older than this many days.")
+@click.option("--max-size", type=click.FloatRange(min=0), default=None, help="Remove oldest entries until the cache is under this many MB.")
 @click.option("--all", "everything", is_flag=True, help="Remove every segment.")
 @handle_errors
 def cache_prune(cache_dir: Path | None, older_than: float | None, max_size: float | None, everything: bool) -> None:
     """Remove cached segments (the ledger of paid requests is kept)."""
     from ..rendering.cache import SegmentCache
 
-    if not (older_than or max_size or everything):
+    if older_than is None and max_size is None and not everything:
         raise click.UsageError("say what to prune: --older-than DAYS, --max-size MB or --all")
     removed = SegmentCache(cache_dir).prune(
-        older_than_s=older_than * 86400 if older_than else None,
-        max_bytes=int(max_size * 1e6) if max_size else None,
+        older_than_s=older_than * 86400 if older_than is not None else None,
+        max_bytes=int(max_size * 1e6) if max_size is not None else None,
     )
     click.echo(f"removed {removed} segment(s)")
 

@@ -49,7 +49,7 @@ def reroll(board: Path, segment: int, seed: int | None, yes: bool, backend: str,
     cost = sum(s.cost_usd for s in rest) if backend == "fal" else 0.0
     click.echo(f"{seg.label} has seed {seg.seed}. A new take re-renders it and the {len(rest) - 1} segment(s) after "
                f"it in chain {seg.chain}: {len(rest)} request(s), ${cost:.2f} with --backend {backend}.")
-    if not yes and not click.confirm("Pin a new seed?", default=True):
+    if not yes and not click.confirm("Pin a new seed?", default=False):
         raise SystemExit(1)
     new = seed if seed is not None else secrets.randbelow(2**31)
     pin_seed(board, seg.scene, seg.index_in_scene, new)
