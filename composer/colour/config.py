@@ -1,5 +1,5 @@
-"""Colour settings, defined once: the seam methods and ``ColourConfig`` (the
-storyboard's ``defaults.colour`` is this model).
+"""Colour settings, defined once: the seam methods and the one settings model (the
+storyboard's ``defaults.colour`` is this model; the assembler hands it to the matcher).
 """
 from __future__ import annotations
 
@@ -10,22 +10,26 @@ from pydantic import BaseModel, ConfigDict, Field
 Method = Literal["auto", "affine", "hm-mkl", "hm-affine", "mkl", "histogram", "none"]
 
 
-class ColourConfig(BaseModel):
-    """How seams are colour-matched (``defaults.colour`` in a storyboard)."""
+class ColourSpec(BaseModel):
+    """Colour matching across seams."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     method: Method = Field(
-        "auto",
-        description="Seam estimator; auto fits affine, hm-mkl and hm-affine and keeps the "
-        "one with the lowest held-out ΔE on the overlap.",
-    )
-    strength: float = Field(1.0, ge=0.0, le=1.0, description="How much of the seam transform to apply.")
-    anchor: float = Field(
-        0.5, ge=0.0, le=1.0, description="How strongly a chain is held to its first segment's look."
+        "auto", description="Seam estimator; auto keeps the best of affine, hm-mkl and hm-affine on the overlap.")
+    strength: float = Field(1.0, ge=0.0, le=1.0)
+    anchor: float = Field(0.5, ge=0.0, le=1.0, description="How strongly a chain is held to its first segment's look.")
+    tail: Literal["raw", "corrected"] = Field(
+        "corrected",
+        description="What conditions the next segment: the previous segment's tail as generated (raw) "
+        "or as shown after colour matching (corrected, which stops drift compounding at the source).",
     )
     spatial: bool = Field(
         True,
-        description="Also correct a smooth spatial residual (a tint gradient or vignette) measured on "
-        "the overlap, fading out over the segment.",
+        description="Also correct a smooth spatial residual (tint gradient, vignette) measured on the "
+        "overlap, fading out over the segment; off leaves only the global transform.",
     )
+
+
+#: The name the colour code has always used for the same model.
+ColourConfig = ColourSpec
