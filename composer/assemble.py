@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 import cv2
 import numpy as np
 
-from .colour import ChainColourMatcher, ColourConfig, SegmentColour
+from .colour import ChainColourMatcher, SegmentColour
 from .errors import Cancelled, MediaError
 from .metrics import frame_delta_e
 from .planner import PlannedChain, PlannedSegment, RenderPlan
@@ -45,10 +45,6 @@ def _apply(colour: SegmentColour | None, frame: np.ndarray, index: int) -> np.nd
     return I420Transform(colour.at(index), field, colour.residual_weight(index)).apply(frame)
 
 
-def _colour_config(spec: ColourSpec) -> ColourConfig:
-    return ColourConfig(method=spec.method, strength=spec.strength, anchor=spec.anchor, spatial=spec.spatial)
-
-
 def _check_length(seg: PlannedSegment, video: Path, frames: int) -> None:
     if frames < seg.num_frames:
         raise MediaError(f"{seg.label}: {video} holds {frames} frames, the plan needs {seg.num_frames}")
@@ -70,7 +66,7 @@ class ChainStream:
                  keep_samples: bool = False):
         self.plan = plan
         self.segments = [plan.segments[i] for i in chain.segments]
-        self.matcher = None if spec.method == "none" else ChainColourMatcher(_colour_config(spec))
+        self.matcher = None if spec.method == "none" else ChainColourMatcher(spec)
         self.tail: list[np.ndarray] | None = None  # small copies of the previous segment's tail as shown
         self.pending: list[np.ndarray] = []  # its last shown frames, held back to dissolve into the next head
         self.last: np.ndarray | None = None  # small copy of its last shown frame, for the seam's measured step

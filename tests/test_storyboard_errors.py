@@ -112,10 +112,30 @@ def test_missing_file_is_a_one_line_error(tmp_path):
     assert proc.stderr.strip() == f"{tmp_path / 'nope.yaml'}:1:1: file not found"
 
 
-def test_colour_methods_in_the_language_match_the_colour_module():
+def test_every_colour_method_the_storyboard_accepts_is_one_estimate_runs(write_board):
     import typing
 
-    from composer.colour import Method
+    import numpy as np
+
+    from composer.colour import METHODS, ColourTransform, estimate
     from composer.storyboard.models import ColourSpec
 
-    assert set(typing.get_args(ColourSpec.model_fields["method"].annotation)) == set(typing.get_args(Method))
+    rng = np.random.default_rng(0)
+    src = [rng.integers(0, 256, (24, 40, 3), dtype=np.uint8)]
+    dst = [np.clip(src[0].astype(int) * 9 // 10 + 12, 0, 255).astype(np.uint8)]
+    accepted = typing.get_args(ColourSpec.model_fields["method"].annotation)
+    assert set(accepted) == {"auto", *METHODS}
+    for method in accepted:
+        board = f"version: 1\ndefaults:\n  colour: {{method: {method}}}\nscenes:\n  - {{id: a, duration: 1s, prompt: x}}\n"
+        path = write_board(board)
+        assert load(path).defaults.colour.method == method
+        assert isinstance(estimate(src, dst, method), ColourTransform)
+
+
+def test_an_unknown_colour_method_is_a_located_one_line_cli_error(write_board):
+    path = write_board("version: 1\ndefaults:\n  colour:\n    method: sepia\nscenes:\n  - {id: a, duration: 1s, prompt: x}\n")
+    proc = subprocess.run([sys.executable, "-m", "composer", "validate", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith(f"{path}:4:") and "method must be one of" in line, line

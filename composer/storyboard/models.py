@@ -23,6 +23,7 @@ from pydantic import (
 )
 from pydantic.fields import FieldInfo
 
+from ..colour.config import ColourSpec
 from ..request import GenerationRequest, PLANNER_OWNED, USER_PARAM_FIELDS
 from ..timecode import Timecode
 
@@ -108,25 +109,6 @@ class SegmentSpec(_Model):
     @classmethod
     def _check_8k1(cls, v: int) -> int:
         return _frames_8k1(v)
-
-
-class ColourSpec(_Model):
-    """Colour matching across seams."""
-
-    method: Literal["auto", "affine", "hm-mkl", "hm-affine", "mkl", "histogram", "none"] = Field(
-        "auto", description="Seam estimator; auto keeps the best of affine, hm-mkl and hm-affine on the overlap.")
-    strength: float = Field(1.0, ge=0.0, le=1.0)
-    anchor: float = Field(0.5, ge=0.0, le=1.0, description="How strongly a chain is held to its first segment's look.")
-    tail: Literal["raw", "corrected"] = Field(
-        "corrected",
-        description="What conditions the next segment: the previous segment's tail as generated (raw) "
-        "or as shown after colour matching (corrected, which stops drift compounding at the source).",
-    )
-    spatial: bool = Field(
-        True,
-        description="Also correct a smooth spatial residual (tint gradient, vignette) measured on the "
-        "overlap, fading out over the segment; off leaves only the global transform.",
-    )
 
 
 class Output(_Model):

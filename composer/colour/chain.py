@@ -1,0 +1,294 @@
+"""The chain matcher: per-seam transforms chained along a chain of segments, held to
+the first segment's look (LookStats, the anchor) against slow contrast/chroma creep.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from ..metrics import lab_to_rgb, rgb_to_lab
+from .config import ColourConfig
+from .curves import _fit_affine
+from .estimators import AUTO_MIN_CORRESPONDENCE, SeamFit, _shrink, fit_seam
+from .spatial import ResidualField, fit_residual_field
+from .transform import ColourTransform, Frame, lerp
+
+# -------------------------------------------------------------------- look stats
+
+
+@dataclass(frozen=True)
+class LookStats:
+    """Global look of a few frames in CIE Lab: mean lightness, lightness spread
+    (contrast) and RMS chroma (saturation)."""
+
+    lightness: float
+    contrast: float
+    chroma: float
+
+    @classmethod
+    def of(cls, frames: Sequence[Frame] | Frame) -> LookStats:
+        lab = _lab_pixels(frames)
+        return cls(
+            lightness=float(lab[:, 0].mean()),
+            contrast=float(lab[:, 0].std()),
+            chroma=float(np.sqrt(np.mean(lab[:, 1] ** 2 + lab[:, 2] ** 2))),
+        )
+
+    def log_ratio(self, ref: LookStats) -> np.ndarray:
+        """log(self/ref) of (contrast, chroma), softened near grey/flat frames."""
+        return np.array(
+            [
+                math.log((self.contrast + 2.0) / (ref.contrast + 2.0)),
+                math.log((self.chroma + 2.0) / (ref.chroma + 2.0)),
+            ]
+        )
+
+    def to_dict(self) -> dict[str, float]:
+        return {k: round(getattr(self, k), 3) for k in ("lightness", "contrast", "chroma")}
+
+
+def _as_list(frames: Sequence[Frame] | Frame) -> list[Frame]:
+    if isinstance(frames, np.ndarray) and frames.ndim == 3:
+        return [frames]
+    return list(frames)
+
+
+def _lab_pixels(frames: Sequence[Frame] | Frame, width: int = 96) -> np.ndarray:
+    small = [_shrink(f, width) for f in _as_list(frames)]
+    return rgb_to_lab(np.concatenate([s.reshape(-1, 3) for s in small])).astype(np.float64)
+
+
+def look_correction(frames: Sequence[Frame] | Frame, d_contrast: float, d_chroma: float) -> ColourTransform:
+    """An RGB affine that scales Lab lightness spread by exp(d_contrast) about its mean
+    and chroma by exp(d_chroma), fitted on the colours of ``frames``."""
+    if abs(d_contrast) < 1e-6 and abs(d_chroma) < 1e-6:
+        return ColourTransform()
+    small = [_shrink(f, 128) for f in _as_list(frames)]
+    rgb = np.concatenate([s.reshape(-1, 3) for s in small])
+    if rgb.shape[0] > 8000:
+        rgb = rgb[np.random.default_rng(0).choice(rgb.shape[0], 8000, replace=False)]
+    lab = rgb_to_lab(rgb).astype(np.float64)
+    m_l = lab[:, 0].mean()
+    target = lab.copy()
+    target[:, 0] = m_l + math.exp(d_contrast) * (lab[:, 0] - m_l)
+    target[:, 1:] *= math.exp(d_chroma)
+    y = lab_to_rgb(target).astype(np.float64) * 255.0
+    return ColourTransform(matrix=_fit_affine(rgb.astype(np.float64), y, ridge=1e-6, robust=False))
+
+
+# ---------------------------------------------------------------- residual field
+
+
+# ----------------------------------------------------------------- chain matcher
+
+
+@dataclass(frozen=True)
+class SegmentColour:
+    """The colour transform of every frame of one segment: ``start`` up to frame
+    ``ramp_start``, ``end`` from frame ``ramp_end`` on, and ``lerp(start, end, t)``
+    linearly in between (a slow ramp nobody sees frame to frame)."""
+
+    start: ColourTransform
+    end: ColourTransform
+    length: int
+    ramp_start: int
+    ramp_end: int
+    info: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    residual: ResidualField | None = None
+
+    def t(self, index: int) -> float:
+        if self.ramp_end <= self.ramp_start:
+            return 1.0 if index >= self.ramp_end else 0.0
+        return min(1.0, max(0.0, (index - self.ramp_start) / (self.ramp_end - self.ramp_start)))
+
+    def at(self, index: int) -> ColourTransform:
+        """The transform of frame ``index`` (0-based within the segment)."""
+        return lerp(self.start, self.end, self.t(index))
+
+    def residual_weight(self, index: int) -> float:
+        """How much of the seam's residual field frame ``index`` gets: all of it
+        through the overlap, fading out over the same ramp as the hold."""
+        return 0.0 if self.residual is None else 1.0 - self.t(index)
+
+    def apply(self, frame: Frame, index: int) -> Frame:
+        out = self.at(index).apply(frame)
+        weight = self.residual_weight(index)
+        if self.residual is not None and weight > 0.0:
+            out = self.residual.add_to(out, weight)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "start": self.start.to_dict(),
+            "end": self.end.to_dict(),
+            "length": self.length,
+            "ramp_start": self.ramp_start,
+            "ramp_end": self.ramp_end,
+            **({"residual": self.residual.to_dict()} if self.residual is not None else {}),
+            **({"info": dict(self.info)} if self.info else {}),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SegmentColour:
+        return cls(
+            start=ColourTransform.from_dict(data["start"]),
+            end=ColourTransform.from_dict(data["end"]),
+            length=int(data["length"]),
+            ramp_start=int(data["ramp_start"]),
+            ramp_end=int(data["ramp_end"]),
+            info=dict(data.get("info", {})),
+            residual=ResidualField.from_dict(data["residual"]) if "residual" in data else None,
+        )
+
+
+class ChainColourMatcher:
+    """Walks one chain of segments (one continuous shot) and returns each segment's
+    ``SegmentColour``: the seam transform fitted on the overlap as its start, and an
+    end transform that also holds the chain to its first segment's look.
+
+    The hold is a slow, limited correction of global contrast and saturation (Lab
+    lightness spread and RMS chroma), ramped in over each segment's frames: every
+    segment pulls back a fraction ``config.anchor`` of the excess over the anchor (the
+    chain's first frames) still showing, smoothed over segments. It only ever takes
+    away (creep grows; a duller scene is left alone and earlier corrections are given
+    back), by at most ``max_step`` (log units) per segment and ``max_total`` in all,
+    so a real change of content is bent a little at most. Hue, white balance and mean
+    lightness are left to the seam transforms.
+
+    Call ``start`` at every chain start (scene start or hard cut), then ``follow``
+    for each next segment, in order. Frame ``i`` of a segment is shown as
+    ``segment_colour.apply(raw_frame, i)``.
+    """
+
+    def __init__(
+        self,
+        config: ColourConfig | None = None,
+        *,
+        max_step: float = 0.05,
+        max_total: float = 0.25,
+        smoothing: float = 0.5,
+    ) -> None:
+        self.config = config or ColourConfig()
+        self.max_step = max_step
+        self.max_total = max_total
+        self.smoothing = smoothing
+        self.anchor_stats: LookStats | None = None
+        self._applied = np.zeros(2)  # cumulative correction (log contrast, log chroma)
+        self._excess: np.ndarray | None = None  # smoothed excess of the raw chain
+
+    def start(self, samples: Mapping[int, Frame], length: int, overlap: int) -> SegmentColour:
+        """First segment of a chain: sets the anchor look from its early ``samples``.
+
+        ``samples`` maps frame indices (0-based in the segment) to raw frames; give
+        at least frame 0 and the last frame (``length - 1``), ideally the middle too.
+        ``overlap`` is the number of frames the next segment will re-generate.
+        """
+        _check_samples(samples, length)
+        self._applied = np.zeros(2)
+        self._excess = None
+        early = [f for i, f in samples.items() if i <= length // 2] or [samples[min(samples)]]
+        self.anchor_stats = LookStats.of(early)
+        return self._finish(ColourTransform(), None, samples, length, ramp_start=0, overlap=overlap)
+
+    def follow(
+        self,
+        head: Sequence[Frame],
+        prev_tail: Sequence[Frame],
+        samples: Mapping[int, Frame],
+        length: int,
+        overlap: int,
+        new_anchor: bool = False,
+    ) -> SegmentColour:
+        """The next segment of the chain (``new_anchor``: it starts a scene whose look
+        becomes the anchor from here on, seams still matched).
+
+        ``head``: this segment's first K raw frames (the re-generated overlap);
+        ``prev_tail``: the previous segment's last K frames as shown, i.e. after its
+        ``SegmentColour`` was applied and before any crossfade, pixel-aligned with
+        ``head``; ``samples``: raw frames of this segment by index, at least the
+        first one shown (index K) and the last (``length - 1``), ideally the middle.
+        """
+        if self.anchor_stats is None:
+            raise RuntimeError("ChainColourMatcher.follow called before start()")
+        if len(head) != len(prev_tail) or not head:
+            raise ValueError("head and prev_tail must be the same, non-zero number of frames")
+        _check_samples(samples, length)
+        seam = fit_seam(head, prev_tail, self.config.method)
+        start = seam.transform.scaled(self.config.strength)
+        if new_anchor:
+            self.rebase({i: start.apply(f) for i, f in samples.items()})
+        colour = self._finish(start, seam, samples, length, ramp_start=len(head), overlap=overlap)
+        residual = None
+        # a field is only trusted where the overlap pairs up pixel for pixel
+        if self.config.spatial and not seam.correspondence < AUTO_MIN_CORRESPONDENCE:
+            residual = fit_residual_field(head, prev_tail, start)
+        if residual is not None and self.config.strength < 1.0:
+            residual = ResidualField(residual.grid * self.config.strength)
+        if residual is None:
+            return colour
+        return replace(colour, residual=residual, info={**colour.info, "residual_peak": round(residual.peak, 2)})
+
+    def rebase(self, samples: Mapping[int, Frame]) -> None:
+        """Take the look shown in ``samples`` (frames as shown, after the seam
+        transform) as the chain's new anchor: a ``continue`` scene may change its
+        look on purpose, so the hold restarts from it while seams stay matched."""
+        if not samples:
+            return
+        self.anchor_stats = LookStats.of(list(samples.values()))
+        self._applied = np.zeros(2)
+        self._excess = None
+
+    def _finish(
+        self,
+        start: ColourTransform,
+        seam: SeamFit | None,
+        samples: Mapping[int, Frame],
+        length: int,
+        ramp_start: int,
+        overlap: int,
+    ) -> SegmentColour:
+        assert self.anchor_stats is not None
+        ramp_end = max(ramp_start, length - overlap)
+        shown = {i: start.apply(f) for i, f in sorted(samples.items()) if i >= ramp_start}
+        if not shown:
+            shown = {max(samples): start.apply(samples[max(samples)])}
+        drift = LookStats.of(list(shown.values())).log_ratio(self.anchor_stats)
+        raw_drift = drift - self._applied  # what the chain would show with no hold so far
+        if self._excess is None:
+            self._excess = raw_drift
+        else:
+            self._excess = self._excess + self.smoothing * (raw_drift - self._excess)
+        # pull a fraction of the (smoothed) excess still showing back towards the anchor;
+        # the total stays within [-max_total, 0]: never boost past the raw look
+        showing = self._excess + self._applied
+        target = np.clip(self._applied - self.config.anchor * showing, -self.max_total, 0.0)
+        step = np.clip(target - self._applied, -self.max_step, self.max_step)
+        last = shown[max(shown)]
+        end = start.then(look_correction(last, float(step[0]), float(step[1])))
+        self._applied = self._applied + step
+        info: dict[str, Any] = {
+            "drift": _rounded(drift),
+            "hold_step": _rounded(step),
+            "hold_total": _rounded(self._applied),
+        }
+        if seam is not None:
+            info["seam"] = {k: v for k, v in seam.to_dict().items() if k != "transform"}
+        return SegmentColour(
+            start=start, end=end, length=length, ramp_start=ramp_start, ramp_end=ramp_end, info=info
+        )
+
+
+def _rounded(v: np.ndarray) -> list[float]:
+    return [round(float(x), 4) for x in v]
+
+
+def _check_samples(samples: Mapping[int, Frame], length: int) -> None:
+    if not samples:
+        raise ValueError("need at least one sample frame (the segment's last frame)")
+    bad = [i for i in samples if not 0 <= i < length]
+    if bad:
+        raise ValueError(f"sample indices {bad} outside the segment (0..{length - 1})")

@@ -1,0 +1,35 @@
+"""Colour settings, defined once: the seam methods and the one settings model (the
+storyboard's ``defaults.colour`` is this model; the assembler hands it to the matcher).
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Method = Literal["auto", "affine", "hm-mkl", "hm-affine", "mkl", "histogram", "none"]
+
+
+class ColourSpec(BaseModel):
+    """Colour matching across seams."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    method: Method = Field(
+        "auto", description="Seam estimator; auto keeps the best of affine, hm-mkl and hm-affine on the overlap.")
+    strength: float = Field(1.0, ge=0.0, le=1.0)
+    anchor: float = Field(0.5, ge=0.0, le=1.0, description="How strongly a chain is held to its first segment's look.")
+    tail: Literal["raw", "corrected"] = Field(
+        "corrected",
+        description="What conditions the next segment: the previous segment's tail as generated (raw) "
+        "or as shown after colour matching (corrected, which stops drift compounding at the source).",
+    )
+    spatial: bool = Field(
+        True,
+        description="Also correct a smooth spatial residual (tint gradient, vignette) measured on the "
+        "overlap, fading out over the segment; off leaves only the global transform.",
+    )
+
+
+#: The name the colour code has always used for the same model.
+ColourConfig = ColourSpec
