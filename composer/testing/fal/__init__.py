@@ -24,8 +24,9 @@ control (same key)
     ``POST /_emulator/clear`` so a test can steer an emulator in another process.
 
 Every queue/run/storage call needs ``Authorization: Key <key>`` (401 otherwise).
-Input is validated with ``composer.request.GenerationRequest`` plus
-``ltx_rule_violations`` and refused with 422 and a fal/FastAPI-style body
+Input is validated against fal's published JSON schema (``fal-input-schema.json``, package
+data) plus LTX's frame-grid rules written from the reference (``validation.py``), never
+with composer's own request model, and refused with 422 and a fal/FastAPI-style body
 ``{"detail": [{"loc": ["body", ...], "msg": ..., "type": ...}]}``. By default that
 happens at submit (``validate_on="submit"``); ``validate_on="result"`` accepts
 the request and fails it later (COMPLETED with ``error``, the result GET answers
