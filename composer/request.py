@@ -142,10 +142,12 @@ def ltx_rule_violations(body: dict[str, Any]) -> list[str]:
     n = body.get("num_frames", 121)
     if isinstance(n, int) and (n - 1) % 8:
         problems.append(f"num_frames={n} is not 8k+1")
-    for i, image in enumerate(body.get("images") or []):
-        start = image.get("start_frame_num", 0)
-        if isinstance(start, int) and isinstance(n, int) and start >= n:
-            problems.append(f"images[{i}].start_frame_num={start} is past the last frame ({n - 1})")
+    # A conditioning video has to end inside the output, so it cannot start past it either.
+    for group in ("images", "videos"):
+        for i, item in enumerate(body.get(group) or []):
+            start = item.get("start_frame_num", 0)
+            if isinstance(start, int) and isinstance(n, int) and start >= n:
+                problems.append(f"{group}[{i}].start_frame_num={start} is past the last frame ({n - 1})")
     return problems
 
 

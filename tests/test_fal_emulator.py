@@ -282,7 +282,7 @@ def test_unfinished_job_resumes_after_emulator_restart(tmp_path, monkeypatch):
 def test_renderer_gets_the_request_with_local_media(fal_emulator_factory, monkeypatch, tmp_path):
     """What the emulator hands its renderer (PreviewBackend by default): the request, media as file:// URLs."""
     from composer.backends.base import local_path
-    from composer.testing.fal_emulator import _render_testsrc
+    from composer.testing.fal.generation import _render_testsrc
 
     seen = []
 

@@ -16,14 +16,15 @@ conftest.py, or import the names into a test module
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import pytest
 
-from .fal_emulator import FalEmulator
+from .fal import FalEmulator
 
 # Imported now so composer's fal backend records fal_client's unpatched URLs first.
-from ..backends import fal as _fal_backend  # noqa: E402
+from ..backends import fal as _fal_backend
 
 FAST_BACKEND_OPTIONS: dict[str, Any] = {
     "poll_interval": 0.02,

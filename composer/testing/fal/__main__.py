@@ -1,0 +1,51 @@
+"""Command line of the fal emulator: ``python -m composer.testing.fal`` (or the old
+``python -m composer.testing.fal_emulator``) serves until Ctrl-C.
+"""
+from __future__ import annotations
+
+import threading
+
+
+from .server import FalEmulator
+from .state import DEFAULT_KEY
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(prog="python -m composer.testing.fal_emulator",
+                                     description="Serve a fal-compatible emulator on loopback HTTPS.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--key", default=DEFAULT_KEY, help="the FAL_KEY clients must send")
+    parser.add_argument("--drift", type=float, default=0.0, help="colour drift of the preview renderer")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds each generation takes on top of rendering")
+    parser.add_argument("--queue-delay", type=float, default=0.0, help="seconds each request waits IN_QUEUE")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--canned", action="store_true", help="return a test pattern after --latency, no rendering")
+    parser.add_argument("--canned-clip", default=None, help="return this file for every request")
+    parser.add_argument("--validate-on", choices=("submit", "result"), default="submit")
+    parser.add_argument("--state-dir", default=None, help="keep jobs, files and certificates here across restarts")
+    args = parser.parse_args(argv)
+
+    emu = FalEmulator(host=args.host, port=args.port, key=args.key, drift=args.drift, latency=args.latency,
+                      queue_delay=args.queue_delay, workers=args.workers, canned=args.canned,
+                      canned_clip=args.canned_clip, validate_on=args.validate_on, state_dir=args.state_dir)
+    emu.start()
+    for k, v in emu.env().items():
+        print(f"export {k}={v}")
+    print(f"# fal emulator on {emu.base_url} (Ctrl-C to stop)", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emu.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
