@@ -15,7 +15,8 @@ from composer.backends.fal import FalBackend
 from composer.cli import main
 from composer.media import probe
 from composer.rendering import SegmentCache
-from composer.request import OUTPUT_SIZES, GenerationRequest
+from composer.backends.fal_catalog import OUTPUT_SIZES
+from composer.request import GenerationRequest
 from composer.testing.fixtures import fal_emulator_factory, use_fal_emulator  # noqa: F401
 
 SECRET = "sk-test-2b4d6f:8a0c1e3g5i7k"
@@ -240,7 +241,7 @@ def test_live_findings_report_differences_from_composers_assumptions():
                 "outcome": {"accepted": False, "stage": "submit", "http_status": 500, "detail": "boom"}}]
     findings = doctor._findings(records, datetime.now(timezone.utc), {"QUEUE_URL_FORMAT": "https://q.example/"}, "x")
     lines = doctor.describe_findings(findings)
-    assert "size 480p 16:9: 848x464 (composer assumes 848x480: update composer.request.OUTPUT_SIZES)" in lines
+    assert "size 480p 16:9: 848x464 (composer assumes 848x480: update composer.backends.fal_catalog.OUTPUT_SIZES)" in lines
     assert "size 480p 1:1: 480x480 (as composer assumes); 17 frames for 9 requested" in lines
     assert "size 720p 16:9: not measured (boom)" in lines
     assert "unknown fields: accepted" in lines and "unsnapped start frames: accepted" in lines
