@@ -9,10 +9,12 @@ written atomically into ``workdir``.
 Where fal lives. fal_client reads ``FAL_RUN_HOST`` / ``FAL_QUEUE_RUN_HOST`` once,
 when it is imported, and keeps its storage hosts in module constants
 (``REST_URL``, ``CDN_URL``). This backend re-reads those two variables, plus
-``COMPOSER_FAL_REST_URL`` / ``COMPOSER_FAL_CDN_URL``, each time it generates and
-sets fal_client's module-level URLs to match (``configure_fal_client``), so the
-environment decides whatever the import order. Unset, fal_client's own values
-stand. That is how the test suite points it at ``composer.testing.FalEmulator``.
+``COMPOSER_FAL_REST_URL`` / ``COMPOSER_FAL_CDN_URL``, from its environment (``env=``,
+else ``os.environ``) each time it generates and sets fal_client's module-level URLs to
+match (``configure_fal_client``), so the environment decides whatever the import
+order. Unset, fal_client's own values stand. That is how the test suite points it at
+``composer.testing.FalEmulator``. fal_client reads those URLs at call time, so they are
+process-wide: backends with different hosts in one process would race.
 
 Retries: who retries what.
 - fal_client (1.0.3, ``_maybe_retry_request``) retries every submit, status,
@@ -279,7 +281,7 @@ def _fal_client_retries(response: httpx.Response | None) -> bool:
     if code in (502, 503, 504) and "x-fal-request-id" not in response.headers:
         try:
             return "nginx" in response.text
-        except Exception:
+        except (UnicodeDecodeError, httpx.HTTPError):  # an unread or undecodable body: not nginx's page
             return False
     return False
 
@@ -290,7 +292,7 @@ def _detail(exc: fal_client.FalClientHTTPError) -> tuple[str, list[dict[str, Any
     text = ""
     try:
         body = exc.response.json()
-    except Exception:
+    except (ValueError, httpx.HTTPError):  # not JSON (or not read): no structured detail
         body = None
     detail = body.get("detail") if isinstance(body, dict) else None
     if isinstance(detail, list):
@@ -452,7 +454,7 @@ class FalBackend(Backend):
         for client in clients:
             try:
                 client.close()
-            except Exception as exc:  # closing is best effort
+            except Exception as exc:  # noqa: BLE001 - closing is best effort, whatever the client raises
                 _log.debug("closing an HTTP client failed: %s", type(exc).__name__)
 
 
@@ -517,7 +519,7 @@ class _Run:
             try:
                 handle.cancel()
                 self.ctx.emit("log", f"cancelled fal request {handle.request_id}")
-            except Exception as exc:  # best effort: the scheduler stops either way
+            except Exception as exc:  # noqa: BLE001 - best effort: the scheduler stops either way
                 _log.debug("cancelling fal request %s failed: %s", handle.request_id, type(exc).__name__)
         where = f"; fal request {self.request_id} cancelled" if self.request_id else ""
         raise Cancelled(f"{self.segment + ': ' if self.segment else ''}cancelled{where}")
@@ -624,14 +626,14 @@ class _Run:
             self.ctx.emit("log", f"fal request {request_id} is unknown or expired; submitting anew")
             return None, None
         self.request_id = request_id
-        if isinstance(status, fal_client.Completed) and status.error:
-            if status.error_type != "content_policy_violation" and not self._deterministic_failure(handle):
-                # A request that failed on fal's side (fal does not bill those) or was cancelled
-                # will fail the same way when fetched again: make a new one.
-                self.ctx.emit("log", f"fal request {request_id} had failed ({status.error_type or status.error}); "
-                                     "submitting anew")
-                self.request_id = None
-                return None, None
+        if (isinstance(status, fal_client.Completed) and status.error
+                and status.error_type != "content_policy_violation" and not self._deterministic_failure(handle)):
+            # A request that failed on fal's side (fal does not bill those) or was cancelled
+            # will fail the same way when fetched again: make a new one.
+            self.ctx.emit("log", f"fal request {request_id} had failed ({status.error_type or status.error}); "
+                                 "submitting anew")
+            self.request_id = None
+            return None, None
         self.ctx.emit("log", f"re-attached to fal request {request_id}")
         return handle, status
 
@@ -642,7 +644,7 @@ class _Run:
         except fal_client.FalClientHTTPError as exc:
             return 400 <= exc.status_code < 500 and exc.status_code not in (408, 429, 499) and (
                 exc.error_type != "client_cancelled")
-        except Exception:
+        except Exception:  # noqa: BLE001 - the result could not be read at all: not a known rejection
             return False
         return False
 
@@ -699,8 +701,8 @@ class _Run:
             handle.get()
         except fal_client.FalClientHTTPError as exc:
             raise self.classify(exc, "result") from exc
-        except Exception:
-            pass
+        except Exception as exc:  # noqa: BLE001 - no details to add: the status below says enough
+            _log.debug("fetching the failed result gave %s", type(exc).__name__)
         text = f"{status.error}" + (f" ({status.error_type})" if status.error_type else "")
         if status.error_type == "content_policy_violation":
             raise self.error(SafetyRejected, f"fal's safety checker rejected the request: {text}", retryable=False)
