@@ -260,7 +260,7 @@ def plan(board: Storyboard, *, pricing: Pricing | None = None) -> RenderPlan:
     ``pricing`` (a backend, say) prices each request and sizes the film; by default fal's
     list price, so a plan says what a paid render would cost.
     """
-    pricing = pricing or _list_pricing()
+    pricing = _list_pricing() if pricing is None else pricing
     fps = board.output.fps
     seg_spec = board.defaults.segment
     width, height = pricing.output_size(board.output.resolution, board.output.aspect_ratio)
