@@ -10,17 +10,32 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from .errors import PlanError
-from .request import GenerationRequest, canonical_json, output_size, request_cost
+from .request import GenerationRequest, canonical_json
 from .storyboard.models import Scene, Storyboard, params_dict
 
 PLAN_VERSION = 1
 _ALIGN = 4  # a prompt change within this many frames of a seam counts as on it
 _MISALIGNED = 10**12  # cost of a prompt change inside a segment: above any imbalance
+
+
+class Pricing(Protocol):
+    """What the planner asks a backend (any ``Backend`` is one): a request's price, a clip's pixel size."""
+
+    def estimate_cost(self, request: GenerationRequest) -> float: ...
+
+    def output_size(self, resolution: str, aspect_ratio: str) -> tuple[int, int]: ...
+
+
+def _list_pricing() -> Pricing:
+    """The default: fal's list price and geometry (the only paid endpoint), from a data-only module."""
+    from .backends.fal_catalog import FAL_PRICING
+
+    return FAL_PRICING
 
 
 class _Plain(BaseModel):
@@ -239,11 +254,16 @@ def segment_lengths(total: int, max_frames: int, overlap: int, changes: list[int
     return lengths
 
 
-def plan(board: Storyboard) -> RenderPlan:
-    """Turn a validated storyboard into the full render plan."""
+def plan(board: Storyboard, *, pricing: Pricing | None = None) -> RenderPlan:
+    """Turn a validated storyboard into the full render plan.
+
+    ``pricing`` (a backend, say) prices each request and sizes the film; by default fal's
+    list price, so a plan says what a paid render would cost.
+    """
+    pricing = _list_pricing() if pricing is None else pricing
     fps = board.output.fps
     seg_spec = board.defaults.segment
-    width, height = output_size(board.output.resolution, board.output.aspect_ratio)
+    width, height = pricing.output_size(board.output.resolution, board.output.aspect_ratio)
 
     starts, frames = [], []
     cursor = 0
@@ -323,7 +343,7 @@ def plan(board: Storyboard) -> RenderPlan:
                                    end_frame=end, fade_in=fade(first) if c else 0, fade_out=fade(last + 1),
                                    segments=chain_segments))
 
-    segments = _finish(board, segments)
+    segments = _finish(board, segments, pricing)
     total_cost = round(sum(s.cost_usd for s in segments), 6)
     crit = max(chains, key=lambda ch: (len(ch.segments), -ch.index))
     audio = board.audio.model_dump(mode="json") if board.audio else None
@@ -398,7 +418,7 @@ def _place_keyframes(board, group, starts, chain_start, segments, chain_segments
                 snaps.append(Snap(scene=scene.id, keyframe=k, wanted_frame=wanted, used_frame=film, segment=idx))
 
 
-def _finish(board: Storyboard, stubs: list[dict]) -> list[PlannedSegment]:
+def _finish(board: Storyboard, stubs: list[dict], pricing: Pricing) -> list[PlannedSegment]:
     """Seeds, prompts and full requests, once every segment's scene is known."""
     per_scene: dict[str, int] = {}
     out = []
@@ -437,7 +457,7 @@ def _finish(board: Storyboard, stubs: list[dict]) -> list[PlannedSegment]:
             index=stub["index"], chain=stub["chain"], scene=scene.id, index_in_scene=k,
             depends_on=stub["depends_on"], output_start_frame=stub["output_start"], num_frames=stub["n"],
             overlap=stub["overlap"], seam_frame=stub["seam"], shown_start=stub["shown"][0],
-            shown_end=stub["shown"][1], prompt=prompt, seed=seed, cost_usd=request.cost_usd(),
+            shown_end=stub["shown"][1], prompt=prompt, seed=seed, cost_usd=pricing.estimate_cost(request),
             conditioning=[Conditioning(**c) for c in video_conds + image_conds],
             request=request.to_endpoint_json(),
         ))

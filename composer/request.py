@@ -13,32 +13,12 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 ENDPOINT_ID = "fal-ai/ltx-video-13b-distilled/multiconditioning"
-PRICE_PER_REQUEST_USD = 0.04
-DETAIL_PASS_MULTIPLIER = 2.0
 DEFAULT_NEGATIVE_PROMPT = "worst quality, inconsistent motion, blurry, jittery, distorted"
 MAX_FRAMES = 1441
 MAX_START_FRAME = 1440
 
 Resolution = Literal["480p", "720p"]
 AspectRatio = Literal["9:16", "1:1", "16:9", "auto"]
-
-# Pixel size of the endpoint's output per resolution and aspect. LTX pads to
-# multiples of 32 internally; these are what we assume fal returns, and the
-# preview backend and emulator produce. `composer doctor --live` measures them.
-OUTPUT_SIZES: dict[tuple[str, str], tuple[int, int]] = {
-    ("720p", "16:9"): (1280, 720),
-    ("720p", "9:16"): (720, 1280),
-    ("720p", "1:1"): (720, 720),
-    ("480p", "16:9"): (848, 480),
-    ("480p", "9:16"): (480, 848),
-    ("480p", "1:1"): (480, 480),
-}
-
-
-def output_size(resolution: str, aspect_ratio: str) -> tuple[int, int]:
-    """(width, height) of a generated clip; ``auto`` is taken as 16:9."""
-    aspect = "16:9" if aspect_ratio == "auto" else aspect_ratio
-    return OUTPUT_SIZES[(resolution, aspect)]
 
 
 def _step_005(v: float) -> float:
@@ -117,10 +97,19 @@ class GenerationRequest(_Strict):
             item["video_url"] = ""
         return body
 
+    # Price and pixel size belong to a backend (``Backend.estimate_cost`` / ``output_size``).
+    # These two stay only for callers not yet moved over (the fal emulator); they read fal's
+    # catalogue lazily, so this module imports nothing above it.
     def cost_usd(self) -> float:
+        """fal's list price for this request (prefer ``backend.estimate_cost(request)``)."""
+        from .backends.fal_catalog import request_cost
+
         return request_cost(self.enable_detail_pass)
 
     def size(self) -> tuple[int, int]:
+        """fal's output (width, height) for this request (prefer ``backend.output_size(...)``)."""
+        from .backends.fal_catalog import output_size
+
         return output_size(self.resolution, self.aspect_ratio)
 
 
@@ -129,11 +118,6 @@ PLANNER_OWNED = frozenset(
     {"prompt", "num_frames", "frame_rate", "resolution", "aspect_ratio", "images", "videos", "reverse_video"}
 )
 USER_PARAM_FIELDS = tuple(f for f in GenerationRequest.model_fields if f not in PLANNER_OWNED)
-
-
-def request_cost(detail_pass: bool) -> float:
-    """USD for one request: the price is per request, whatever its length."""
-    return round(PRICE_PER_REQUEST_USD * (DETAIL_PASS_MULTIPLIER if detail_pass else 1.0), 6)
 
 
 def ltx_rule_violations(body: dict[str, Any]) -> list[str]:

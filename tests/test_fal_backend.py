@@ -1,4 +1,9 @@
-"""FalBackend against the emulator: real fal_client over loopback HTTPS, faults injected server-side."""
+"""FalBackend against the emulator: real fal_client over loopback HTTPS, faults injected server-side.
+
+Tests hand the backend the emulator's environment (``FalBackend(env=...)``) rather than
+patching os.environ or fal_client; uploads are the exception (fal_client's own upload
+clients read the process environment), and one test keeps the os.environ path covered.
+"""
 from __future__ import annotations
 
 import hashlib
@@ -18,7 +23,7 @@ from composer.backends.base import BackendEvent, GenerateContext, file_url
 from composer.backends.fal import FalBackend, probe_video
 from composer.errors import BackendError, Cancelled, RequestRejected, SafetyRejected
 from composer.request import GenerationRequest
-from composer.testing.fixtures import (  # noqa: F401
+from composer.testing.fixtures import (
     FAST_BACKEND_OPTIONS,
     fal_backend,
     fal_emulator,
@@ -78,14 +83,26 @@ def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.fixture(autouse=True)
+def _fal_client_urls_restored():
+    """The backend sets fal_client's module URLs from the env it was given; put them back after each test."""
+    import fal_client.client as fc
+
+    saved = {name: getattr(fc, name) for name in ("RUN_URL_FORMAT", "QUEUE_URL_FORMAT", "REST_URL", "CDN_URL")}
+    yield
+    for name, value in saved.items():
+        setattr(fc, name, value)
+
+
 @pytest.fixture
-def canned(fal_emulator_factory, monkeypatch):
-    """An emulator that answers with a pre-rendered clip (fast), this process pointed at it."""
-    return use_fal_emulator(fal_emulator_factory(canned=True), monkeypatch)
+def canned(fal_emulator_factory):
+    """An emulator that answers with a pre-rendered clip (fast)."""
+    return fal_emulator_factory(canned=True)
 
 
-def backend(**changes) -> FalBackend:
-    return FalBackend(**{**FAST_BACKEND_OPTIONS, **changes})
+def backend(emu, *, env: dict[str, str] | None = None, **changes) -> FalBackend:
+    """A fast FalBackend pointed at ``emu`` through its injected environment."""
+    return FalBackend(env=emu.env() if env is None else env, **{**FAST_BACKEND_OPTIONS, **changes})
 
 
 # --------------------------------------------------------------------------- the happy paths
@@ -113,12 +130,12 @@ def test_generates_clip_with_media_as_data_uris(fal_env, fal_backend, media, tmp
     assert emu.uploads == [] and emu.submit_count() == 1
     assert rec.kinds("submitted")[0].data["request_id"] == result.request_id
     assert any("Generating 25 frames" in e.message for e in rec.kinds("log"))
-    assert not list((tmp_path / "work").glob(".*part"))  # written atomically, nothing left behind
+    assert [p.name for p in (tmp_path / "work").iterdir()] == [result.path.name]  # atomic: no temp file left
 
 
-def test_large_media_are_uploaded_once(canned, media, tmp_path):
-    emu = canned
-    fal = backend(data_uri_max_bytes=1000)  # both files are bigger: upload them
+def test_large_media_are_uploaded_once(canned, media, tmp_path, monkeypatch):
+    emu = use_fal_emulator(canned, monkeypatch)  # fal_client's upload clients read the process environment
+    fal = backend(emu, data_uri_max_bytes=1000)  # both files are bigger: upload them
     request = conditioned_request(media)
     first = fal.generate(request, tmp_path / "a", Recorder().ctx)
     body = emu.submitted_bodies()[0]
@@ -131,11 +148,11 @@ def test_large_media_are_uploaded_once(canned, media, tmp_path):
     assert len(emu.uploads) == 2 and emu.submit_count() == 2
 
 
-def test_queue_position_and_logs_become_events(fal_emulator_factory, monkeypatch, tmp_path):
-    emu = use_fal_emulator(fal_emulator_factory(canned=True, latency=0.15, log_interval=0.05), monkeypatch)
+def test_queue_position_and_logs_become_events(fal_emulator_factory, tmp_path):
+    emu = fal_emulator_factory(canned=True, latency=0.15, log_interval=0.05)
     emu.slow_queue(0.2)
     rec = Recorder()
-    backend().generate(small_request(), tmp_path, rec.ctx)
+    backend(emu).generate(small_request(), tmp_path, rec.ctx)
     assert [e.data["position"] for e in rec.kinds("queued")] == [0]
     messages = [e.message for e in rec.kinds("log")]
     assert len(messages) == len(set(messages))  # each log line once, however often it was polled
@@ -149,7 +166,7 @@ def test_rate_limited_submit_is_retried_by_fal_client(canned, tmp_path):
     emu = canned
     emu.fail("submit", 429, times=2)
     rec = Recorder()
-    result = backend().generate(small_request(), tmp_path, rec.ctx)
+    result = backend(emu).generate(small_request(), tmp_path, rec.ctx)
     assert result.path.exists()
     assert emu.counts["submit"] == 3 and emu.submit_count() == 1  # 2 refused + 1 accepted
     assert rec.kinds("retry") == []  # fal_client handled it; we did not add our own attempts
@@ -162,7 +179,7 @@ def test_server_errors_after_submit_are_retried_without_paying_again(canned, tmp
     emu.drop("result", times=1)
     emu.drop("status", times=1)
     rec = Recorder()
-    result = backend().generate(small_request(), tmp_path, rec.ctx)
+    result = backend(emu).generate(small_request(), tmp_path, rec.ctx)
     assert probe_video(result.path)[0] == 25
     assert emu.submit_count() == 1 and emu.counts["submit"] == 1
     assert emu.counts["status_fault_status"] == 2 and emu.counts["status_fault_drop"] == 1
@@ -176,7 +193,7 @@ def test_retries_are_bounded_and_not_multiplied(canned, tmp_path):
     emu.fail("status", 500, times=None)
     rec = Recorder()
     with pytest.raises(BackendError) as info:
-        backend(retries=2).generate(small_request(), tmp_path, rec.ctx)
+        backend(emu, retries=2).generate(small_request(), tmp_path, rec.ctx)
     assert info.value.retryable and "HTTP 500" in str(info.value) and "seg007" in str(info.value)
     assert rec.submitted[0] in str(info.value)  # the scheduler can re-attach to it
     assert emu.counts["status"] == 3  # 1 + 2 retries: fal_client does not retry a plain 500
@@ -186,7 +203,7 @@ def test_retries_are_bounded_and_not_multiplied(canned, tmp_path):
 def test_submit_server_error_is_retried(canned, tmp_path):
     emu = canned
     emu.fail("submit", 500, times=1)
-    result = backend().generate(small_request(), tmp_path, Recorder().ctx)
+    result = backend(emu).generate(small_request(), tmp_path, Recorder().ctx)
     assert result.request_id and emu.counts["submit"] == 2 and emu.submit_count() == 1
 
 
@@ -196,7 +213,7 @@ def test_dropped_submit_is_never_resent_blindly(canned, tmp_path, after_accept):
     emu.drop("submit", after_accept=after_accept)
     rec = Recorder()
     with pytest.raises(BackendError) as info:
-        backend().generate(small_request(), tmp_path, rec.ctx)
+        backend(emu).generate(small_request(), tmp_path, rec.ctx)
     assert not info.value.retryable and "may have been queued" in str(info.value)
     assert emu.counts["submit"] == 1  # fal_client's own retry loop did not resend it
     assert emu.submit_count() == (1 if after_accept else 0)
@@ -209,18 +226,18 @@ def test_dropped_submit_is_never_resent_blindly(canned, tmp_path, after_accept):
 def test_invalid_request_is_request_rejected(canned, tmp_path):
     emu = canned
     with pytest.raises(RequestRejected) as info:
-        backend().generate(small_request(num_frames=50), tmp_path, Recorder().ctx)
+        backend(emu).generate(small_request(num_frames=50), tmp_path, Recorder().ctx)
     message = str(info.value)
     assert "num_frames" in message and "8k+1" in message and message.startswith("seg007: ")
     assert not info.value.retryable
     assert emu.counts["submit"] == 1 and emu.submit_count() == 0
 
 
-def test_invalid_request_found_at_result_time(fal_emulator_factory, monkeypatch, tmp_path):
-    emu = use_fal_emulator(fal_emulator_factory(canned=True, validate_on="result"), monkeypatch)
+def test_invalid_request_found_at_result_time(fal_emulator_factory, tmp_path):
+    emu = fal_emulator_factory(canned=True, validate_on="result")
     rec = Recorder()
     with pytest.raises(RequestRejected) as info:
-        backend().generate(small_request(num_frames=50), tmp_path, rec.ctx)
+        backend(emu).generate(small_request(num_frames=50), tmp_path, rec.ctx)
     assert "num_frames" in str(info.value) and rec.submitted[0] in str(info.value)
     assert emu.submit_count() == 1 and rec.kinds("retry") == []
 
@@ -230,22 +247,22 @@ def test_safety_rejection_is_not_retried(canned, tmp_path):
     emu.reject_safety(times=None)
     rec = Recorder()
     with pytest.raises(SafetyRejected) as info:
-        backend().generate(small_request(), tmp_path, rec.ctx)
+        backend(emu).generate(small_request(), tmp_path, rec.ctx)
     assert not info.value.retryable and "safety checker" in str(info.value) and "prompt" in str(info.value)
     assert emu.submit_count() == 1 and emu.counts["submit"] == 1 and rec.kinds("retry") == []
 
 
-def test_missing_key_is_a_clear_error(canned, tmp_path, monkeypatch):
-    monkeypatch.delenv("FAL_KEY")
+def test_missing_key_is_a_clear_error(canned, tmp_path):
+    env = {k: v for k, v in canned.env().items() if k != "FAL_KEY"}
     with pytest.raises(BackendError, match="FAL_KEY is not set") as info:
-        backend().generate(small_request(), tmp_path, Recorder().ctx)
+        backend(canned, env=env).generate(small_request(), tmp_path, Recorder().ctx)
     assert not info.value.retryable and canned.received == []
 
 
-def test_wrong_key_is_not_retried(canned, tmp_path, monkeypatch):
-    monkeypatch.setenv("FAL_KEY", "wrong-key-value")
+def test_wrong_key_is_not_retried(canned, tmp_path):
+    env = {**canned.env(), "FAL_KEY": "wrong-key-value"}
     with pytest.raises(BackendError, match="check FAL_KEY") as info:
-        backend().generate(small_request(), tmp_path, Recorder().ctx)
+        backend(canned, env=env).generate(small_request(), tmp_path, Recorder().ctx)
     assert not info.value.retryable and canned.counts["submit"] == 1
 
 
@@ -256,7 +273,7 @@ def test_truncated_download_is_detected_and_fetched_again(canned, tmp_path):
     emu = canned
     emu.truncate_downloads(times=1)
     rec = Recorder()
-    result = backend().generate(small_request(), tmp_path, rec.ctx)
+    result = backend(emu).generate(small_request(), tmp_path, rec.ctx)
     assert probe_video(result.path)[0] == 25
     assert emu.counts["download"] == 2 and emu.submit_count() == 1
     assert rec.kinds("retry")[0].data["stage"] == "download"
@@ -267,20 +284,20 @@ def test_always_truncated_download_fails(canned, tmp_path, cut, words):
     emu = canned
     emu.truncate_downloads(times=None, cut=cut)
     with pytest.raises(BackendError) as info:
-        backend(download_retries=1).generate(small_request(), tmp_path, Recorder().ctx)
+        backend(emu, download_retries=1).generate(small_request(), tmp_path, Recorder().ctx)
     assert words in str(info.value) and info.value.retryable
     assert emu.counts["download"] == 2 and emu.submit_count() == 1
     assert list(tmp_path.iterdir()) == []  # no partial file left where a clip is expected
 
 
-def test_wrong_frame_count_is_an_error(fal_emulator_factory, monkeypatch, tmp_path):
-    emu = use_fal_emulator(fal_emulator_factory(canned=True), monkeypatch)
+def test_wrong_frame_count_is_an_error(canned, tmp_path):
+    emu = canned
     emu.canned_clip = None
     # a 33-frame clip answering a 25-frame request
-    other = backend().generate(small_request(num_frames=33), tmp_path / "src", Recorder().ctx)
+    other = backend(emu).generate(small_request(num_frames=33), tmp_path / "src", Recorder().ctx)
     emu.canned_clip = other.path
     with pytest.raises(BackendError, match="33 frames, 25 were requested") as info:
-        backend().generate(small_request(), tmp_path / "dst", Recorder().ctx)
+        backend(emu).generate(small_request(), tmp_path / "dst", Recorder().ctx)
     assert not info.value.retryable
 
 
@@ -289,9 +306,9 @@ def test_wrong_frame_count_is_an_error(fal_emulator_factory, monkeypatch, tmp_pa
 
 def test_resume_fetches_without_a_new_submit(canned, tmp_path):
     emu = canned
-    first = backend().generate(small_request(), tmp_path / "a", Recorder().ctx)
+    first = backend(emu).generate(small_request(), tmp_path / "a", Recorder().ctx)
     rec = Recorder(resume_request_id=first.request_id)
-    again = backend().generate(small_request(), tmp_path / "b", rec.ctx)
+    again = backend(emu).generate(small_request(), tmp_path / "b", rec.ctx)
     assert again.request_id == first.request_id and rec.submitted == []
     assert emu.submit_count() == 1 and emu.job(first.request_id).result_fetches == 2
     assert probe_video(again.path)[0] == 25
@@ -300,7 +317,7 @@ def test_resume_fetches_without_a_new_submit(canned, tmp_path):
 def test_resume_of_unknown_request_submits_anew(canned, tmp_path):
     emu = canned
     rec = Recorder(resume_request_id="00000000-0000-0000-0000-000000000000")
-    result = backend().generate(small_request(), tmp_path, rec.ctx)
+    result = backend(emu).generate(small_request(), tmp_path, rec.ctx)
     assert rec.submitted == [result.request_id] and emu.submit_count() == 1
     assert any("unknown or expired" in e.message for e in rec.kinds("log"))
 
@@ -310,10 +327,10 @@ def test_resume_of_failed_request_submits_anew(canned, tmp_path):
     emu.fail_generation(times=1)
     rec = Recorder()
     with pytest.raises(BackendError) as info:
-        backend().generate(small_request(), tmp_path, rec.ctx)
+        backend(emu).generate(small_request(), tmp_path, rec.ctx)
     assert info.value.retryable and "runner_server_error" in str(info.value)
     rec2 = Recorder(resume_request_id=rec.submitted[0])
-    result = backend().generate(small_request(), tmp_path, rec2.ctx)
+    result = backend(emu).generate(small_request(), tmp_path, rec2.ctx)
     assert result.request_id != rec.submitted[0] and rec2.submitted == [result.request_id]
     assert emu.submit_count() == 2
 
@@ -325,7 +342,7 @@ def test_cancel_while_polling_cancels_on_server(canned, tmp_path):
     rec = Recorder(cancelled=lambda: stop["now"])
     rec.ctx.on_submitted = lambda rid: (rec.submitted.append(rid), stop.update(now=True))
     with pytest.raises(Cancelled):
-        backend().generate(small_request(), tmp_path, rec.ctx)
+        backend(emu).generate(small_request(), tmp_path, rec.ctx)
     job = emu.job(rec.submitted[0])
     assert job.cancelled and emu.counts["cancel_ok"] == 1
 
@@ -358,7 +375,7 @@ def test_killed_client_reattaches_to_the_same_request(canned, tmp_path):
     assert emu.job(request_id).result_fetches == 0
     emu.release()
     rec = Recorder(resume_request_id=request_id)
-    result = backend().generate(small_request(), tmp_path / "next", rec.ctx)
+    result = backend(emu).generate(small_request(), tmp_path / "next", rec.ctx)
     assert result.request_id == request_id and rec.submitted == []
     assert emu.submit_count() == 1
 
@@ -366,9 +383,9 @@ def test_killed_client_reattaches_to_the_same_request(canned, tmp_path):
 # --------------------------------------------------------------------------- the key stays secret
 
 
-def test_fal_key_never_leaks(fal_emulator_factory, monkeypatch, tmp_path, caplog, capsys):
+def test_fal_key_never_leaks(fal_emulator_factory, tmp_path, caplog, capsys):
     secret = "sk-live-0f9e8d7c6b5a:4b3a291807f6e5d4c3b2a190"
-    emu = use_fal_emulator(fal_emulator_factory(canned=True, key=secret), monkeypatch)
+    emu = fal_emulator_factory(canned=True, key=secret)
     caplog.set_level(logging.DEBUG)
     errors: list[BaseException] = []
     rec = Recorder()
@@ -376,18 +393,18 @@ def test_fal_key_never_leaks(fal_emulator_factory, monkeypatch, tmp_path, caplog
     emu.fail("submit", 429)
     emu.fail("status", 500)
     emu.drop("result")
-    result = backend().generate(small_request(), tmp_path / "ok", rec.ctx)  # succeeds after retries
+    result = backend(emu).generate(small_request(), tmp_path / "ok", rec.ctx)  # succeeds after retries
     for fault, exc_type in [(lambda: emu.fail("status", 500, times=None), BackendError),
                             (lambda: emu.reject_safety(), SafetyRejected),
                             (lambda: emu.drop("submit"), BackendError)]:
         emu.clear_faults()
         fault()
         with pytest.raises(exc_type) as info:
-            backend(retries=1).generate(small_request(), tmp_path / "fail", rec.ctx)
+            backend(emu, retries=1).generate(small_request(), tmp_path / "fail", rec.ctx)
         errors.append(info.value)
     with pytest.raises(RequestRejected) as info:
         emu.clear_faults()
-        backend().generate(small_request(num_frames=50), tmp_path / "bad", rec.ctx)
+        backend(emu).generate(small_request(num_frames=50), tmp_path / "bad", rec.ctx)
     errors.append(info.value)
 
     out, err = capsys.readouterr()
@@ -399,12 +416,12 @@ def test_fal_key_never_leaks(fal_emulator_factory, monkeypatch, tmp_path, caplog
         assert secret not in text and secret.split(":")[1] not in text
 
 
-def test_concurrent_generates_share_one_backend(canned, media, tmp_path):
+def test_concurrent_generates_share_one_backend(canned, media, tmp_path, monkeypatch):
     """The scheduler runs independent chains on threads with one backend instance."""
     from concurrent.futures import ThreadPoolExecutor
 
-    emu = canned
-    fal = backend(data_uri_max_bytes=1000)
+    emu = use_fal_emulator(canned, monkeypatch)  # uploads: fal_client's own clients read os.environ
+    fal = backend(emu, data_uri_max_bytes=1000)
     request = conditioned_request(media)
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda i: fal.generate(request, tmp_path / f"w{i}", Recorder().ctx), range(4)))
@@ -437,7 +454,7 @@ def test_one_client_and_connection_serve_every_request(canned, tmp_path, monkeyp
 
     monkeypatch.setattr(httpx.Client, "__init__", counting_init)
     monkeypatch.setattr(ssl, "create_default_context", counting_context)
-    fal = backend()
+    fal = backend(emu)
     results = [fal.generate(small_request(), tmp_path / f"w{i}", Recorder().ctx) for i in range(3)]
     assert len({r.request_id for r in results}) == 3 and all(r.num_frames == 25 for r in results)
     # fal_client's client (and the BackupDomainTransport's inner one) for the API, one for downloads:
@@ -454,7 +471,7 @@ def test_one_client_and_connection_serve_every_request(canned, tmp_path, monkeyp
 def test_submit_guard_holds_on_a_kept_alive_connection(canned, tmp_path):
     """A submit whose connection drops is still never resent, now that connections are reused."""
     emu = canned
-    fal = backend()
+    fal = backend(emu)
     fal.generate(small_request(), tmp_path / "ok", Recorder().ctx)
     emu.drop("submit", after_accept=True)
     with pytest.raises(BackendError, match="may have been queued") as info:
@@ -477,7 +494,7 @@ def test_default_poll_interval_is_a_quarter_second(canned, tmp_path, monkeypatch
     monkeypatch.setattr(fal_module._Run, "sleep",
                         lambda run, seconds: (waits.append(seconds), real_sleep(run, seconds)))
     canned.latency = 0.6
-    fal = FalBackend(base_delay=0.01)
+    fal = FalBackend(base_delay=0.01, env=canned.env())
     fal.generate(small_request(), tmp_path, Recorder().ctx)
     fal.close()
     assert waits and set(waits) == {0.25}  # between status polls, nothing else slept
@@ -488,10 +505,80 @@ def test_result_is_fetched_without_another_status_poll(canned, tmp_path):
     """Once a poll said COMPLETED, the result is fetched straight away (fal_client's handle.get()
     would poll the status once more first)."""
     emu = canned
-    fal = backend()
+    fal = backend(emu)
     result = fal.generate(small_request(), tmp_path, Recorder().ctx)
     fal.close()
     mine = [r for r in emu.received if r.request_id == result.request_id or result.request_id in r.path]
     stages = [(r.stage, r.status) for r in mine if r.stage in ("status", "result")]
     assert stages[-2:] == [("status", 200), ("result", 200)]
     assert sum(1 for s in stages if s == ("status", 200)) == 1  # 200: COMPLETED (202 while in flight)
+
+
+# --------------------------------------------------------------------------- injection and fal_client's insides
+
+
+def test_injected_transport_carries_every_call_and_stays_open(canned, tmp_path):
+    """``FalBackend(transport=...)``: the API client (submit guard on top) and the download client use it."""
+    import ssl
+
+    import httpx
+
+    class Recording(httpx.BaseTransport):
+        def __init__(self) -> None:
+            self.inner = httpx.HTTPTransport(verify=ssl.create_default_context(cafile=canned.env()["SSL_CERT_FILE"]))
+            self.seen: list[tuple[str, str]] = []
+            self.closed = False
+
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            self.seen.append((request.method, request.url.host))
+            return self.inner.handle_request(request)
+
+        def close(self) -> None:
+            self.closed = True
+            self.inner.close()
+
+    transport = Recording()
+    fal = backend(canned, transport=transport)
+    result = fal.generate(small_request(), tmp_path, Recorder().ctx)
+    fal.close()
+    assert probe_video(result.path)[0] == 25 and canned.submit_count() == 1
+    methods = [m for m, _ in transport.seen]
+    assert methods[0] == "POST" and methods.count("POST") == 1  # the one submit
+    assert len(transport.seen) == len(canned.received)  # every call the emulator saw came through it
+    assert canned.counts["download"] == 1 and not transport.closed  # the caller owns it
+    transport.close()
+
+
+def test_fal_clients_http_client_is_where_composer_replaces_it():
+    """If a fal_client release moves SyncClient._client, the submit guard would silently vanish:
+    this fails with the message the backend itself gives in that case."""
+    import fal_client
+
+    from composer.backends.fal import _GuardedSyncClient, _SubmitGuard, check_fal_client_layout
+
+    check_fal_client_layout(fal_client.SyncClient)  # the pinned fal_client: as composer expects
+    client = _GuardedSyncClient(key="k", guarded_paths=("/x",))
+    layer, found = client._client, []
+    for _ in range(6):  # httpx.Client → fal's BackupDomainTransport → its httpx.Client → our guard
+        layer = getattr(layer, "_transport", None) or getattr(layer, "_client", None)
+        found.append(type(layer).__name__)
+        if isinstance(layer, _SubmitGuard):
+            break
+    assert isinstance(layer, _SubmitGuard), f"fal_client no longer sends through composer's submit guard: {found}"
+    client.close()
+
+    class Moved:
+        @property
+        def _client(self):  # a plain property: what an incompatible release might do
+            return None
+
+    with pytest.raises(BackendError, match=r"Moved\._client is no longer a functools\.cached_property") as info:
+        check_fal_client_layout(Moved)
+    assert "fal-client==1.0.3" in str(info.value) and not info.value.retryable
+
+
+def test_fal_prices_and_sizes_come_from_the_backend():
+    fal = FalBackend()
+    assert fal.paid and fal.estimate_cost(small_request()) == pytest.approx(0.04)
+    assert fal.estimate_cost(small_request(enable_detail_pass=True)) == pytest.approx(0.08)
+    assert fal.output_size("480p", "16:9") == (848, 480) and fal.output_size("720p", "auto") == (1280, 720)

@@ -1,24 +1,8 @@
-"""Backends that turn a GenerationRequest into a video file, chosen by name."""
+"""Backends that turn a GenerationRequest into a video file, found by name in a registry."""
 from __future__ import annotations
 
 from .base import Backend, BackendEvent, GenerateContext, GenerationResult, file_url, local_path
+from .registry import BUILTIN_BACKENDS, ENTRY_POINT_GROUP, backend_class, backend_names, get_backend
 
-BACKEND_NAMES = ("preview", "fal")
-
-
-def get_backend(name: str, **options) -> Backend:
-    """Build the backend called ``name`` (``preview`` or ``fal``)."""
-    if name == "preview":
-        from .preview import PreviewBackend
-
-        return PreviewBackend(**options)
-    if name == "fal":
-        from .fal import FalBackend
-
-        return FalBackend(**options)
-    from ..errors import ComposerError
-
-    raise ComposerError(f"unknown backend {name!r}: choose one of {', '.join(BACKEND_NAMES)}")
-
-
-__all__ = ["Backend", "BackendEvent", "GenerateContext", "GenerationResult", "get_backend", "file_url", "local_path", "BACKEND_NAMES"]
+__all__ = ["BUILTIN_BACKENDS", "ENTRY_POINT_GROUP", "Backend", "BackendEvent", "GenerateContext",
+           "GenerationResult", "backend_class", "backend_names", "file_url", "get_backend", "local_path"]

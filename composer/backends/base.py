@@ -9,10 +9,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 from ..request import GenerationRequest
+from .fal_catalog import output_size as endpoint_output_size
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,12 @@ class GenerationResult:
 
 
 class Backend(ABC):
-    """Makes one clip for one request. ``name`` and ``version`` enter cache keys."""
+    """Makes one clip for one request. ``name`` and ``version`` enter cache keys.
+
+    ``paid``: whether a request costs money (budgets, ledgers and confirmations ask this, never
+    the name). ``estimate_cost`` and ``output_size`` are what the planner prices and sizes a
+    film with; the defaults are a free backend with the LTX endpoint's geometry.
+    """
 
     name: str = "abstract"
     version: str = "0"
@@ -69,11 +76,19 @@ class Backend(ABC):
     def generate(self, request: GenerationRequest, workdir: Path, ctx: GenerateContext | None = None) -> GenerationResult:
         """Make the clip for ``request`` under ``workdir`` and return its path."""
 
+    def estimate_cost(self, request: GenerationRequest) -> float:
+        """USD one ``request`` is expected to cost on this backend."""
+        return 0.0
+
+    def output_size(self, resolution: str, aspect_ratio: str) -> tuple[int, int]:
+        """(width, height) of the clips this backend makes at ``resolution`` and ``aspect_ratio``."""
+        return endpoint_output_size(resolution, aspect_ratio)  # the LTX endpoint's, which the preview mimics
+
     def identity(self) -> str:
         """What a cache key records of this backend (changes invalidate cached segments)."""
         return f"{self.name}/{self.version}/{self.endpoint_id}"
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook: most backends hold nothing to release
         """Release resources (connections, threads)."""
 
 

@@ -9,10 +9,12 @@ written atomically into ``workdir``.
 Where fal lives. fal_client reads ``FAL_RUN_HOST`` / ``FAL_QUEUE_RUN_HOST`` once,
 when it is imported, and keeps its storage hosts in module constants
 (``REST_URL``, ``CDN_URL``). This backend re-reads those two variables, plus
-``COMPOSER_FAL_REST_URL`` / ``COMPOSER_FAL_CDN_URL``, each time it generates and
-sets fal_client's module-level URLs to match (``configure_fal_client``), so the
-environment decides whatever the import order. Unset, fal_client's own values
-stand. That is how the test suite points it at ``composer.testing.FalEmulator``.
+``COMPOSER_FAL_REST_URL`` / ``COMPOSER_FAL_CDN_URL``, from its environment (``env=``,
+else ``os.environ``) each time it generates and sets fal_client's module-level URLs to
+match (``configure_fal_client``), so the environment decides whatever the import
+order. Unset, fal_client's own values stand. That is how the test suite points it at
+``composer.testing.FalEmulator``. fal_client reads those URLs at call time, so they are
+process-wide: backends with different hosts in one process would race.
 
 Retries: who retries what.
 - fal_client (1.0.3, ``_maybe_retry_request``) retries every submit, status,
@@ -48,6 +50,13 @@ reuse kept-alive TLS connections (``FalBackend.api_client`` / ``download_client`
 closed by ``close()``). Once a poll says COMPLETED the result is fetched directly,
 without the extra status poll fal_client's ``handle.get()`` makes first.
 
+Injection, as httpx does it: ``FalBackend(env={...})`` reads FAL_KEY, the hosts and the CA
+settings from that mapping instead of ``os.environ``; ``FalBackend(transport=...)`` puts an
+``httpx`` transport of the caller's (who keeps and closes it) under both clients.
+fal_client keeps its ``httpx.Client`` in the private ``SyncClient._client``; replacing it is
+this module's one reach into fal_client's insides (``_GuardedSyncClient``, checked by
+``check_fal_client_layout``).
+
 The key is read from ``FAL_KEY`` when generating, handed to fal_client's
 ``SyncClient(key=...)`` (a field it keeps out of its repr), and never logged,
 printed, written or put into a message (server text is redacted just in case).
@@ -58,27 +67,39 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import logging
 import os
 import random
 import re
-import subprocess
+import ssl
 import threading
 import time
-import uuid
+from collections.abc import Callable, Iterator, Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 import fal_client
 import fal_client.client as _fc
 import httpx
 
+from ..atomic import atomic_path
 from ..errors import BackendError, Cancelled, RequestRejected, SafetyRejected
 from ..request import ENDPOINT_ID, GenerationRequest
 from .base import Backend, GenerateContext, GenerationResult, local_path
+from .fal_catalog import (
+    DETAIL_PASS_MULTIPLIER,
+    FAL_PRICING,
+    OUTPUT_SIZES,
+    PRICE_PER_REQUEST_USD,
+    output_size,
+    request_cost,
+)
 
-__all__ = ["FalBackend", "SubmitOutcomeUnknown", "configure_fal_client", "fal_urls", "DEFAULT_DATA_URI_MAX_BYTES"]
+__all__ = ["DEFAULT_DATA_URI_MAX_BYTES", "DETAIL_PASS_MULTIPLIER", "OUTPUT_SIZES", "PRICE_PER_REQUEST_USD",
+           "FalBackend", "SubmitOutcomeUnknown", "check_fal_client_layout", "configure_fal_client", "fal_urls",
+           "output_size", "request_cost"]
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -94,7 +115,7 @@ _PRISTINE = {name: getattr(_fc, name) for name in _URL_NAMES}
 _CONFIG_LOCK = threading.Lock()
 
 
-def fal_urls(environ: dict[str, str] | None = None) -> dict[str, str]:
+def fal_urls(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """fal_client's URL constants as the environment asks for them now."""
     env = os.environ if environ is None else environ
     urls = dict(_PRISTINE)
@@ -111,7 +132,7 @@ def fal_urls(environ: dict[str, str] | None = None) -> dict[str, str]:
     return urls
 
 
-def configure_fal_client(environ: dict[str, str] | None = None) -> dict[str, str]:
+def configure_fal_client(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """Set fal_client's module-level URLs from the environment (see the module docstring)."""
     urls = fal_urls(environ)
     with _CONFIG_LOCK:
@@ -186,11 +207,14 @@ class _GuardedSyncClient(fal_client.SyncClient):
     guarded_paths: tuple[str, ...] = ()
     # shared with the backend's download client; None: httpx builds its own
     ssl_context: Any = dataclasses.field(default=None, repr=False)
+    # the caller's transport (not closed here); None: an httpx.HTTPTransport of our own
+    transport: httpx.BaseTransport | None = dataclasses.field(default=None, repr=False)
 
     @cached_property
-    def _client(self) -> httpx.Client:
+    def _client(self) -> httpx.Client:  # overrides fal_client's private property: see check_fal_client_layout
         verify = self.ssl_context if self.ssl_context is not None else True
-        inner = _SubmitGuard(httpx.HTTPTransport(verify=verify), frozenset(self.guarded_paths))
+        base = _Borrowed(self.transport) if self.transport is not None else httpx.HTTPTransport(verify=verify)
+        inner = _SubmitGuard(base, frozenset(self.guarded_paths))
         backup = getattr(_fc, "BackupDomainTransport", None)
         transport = backup(transport=inner) if backup is not None else inner
         return httpx.Client(
@@ -207,6 +231,43 @@ class _GuardedSyncClient(fal_client.SyncClient):
             client.close()
 
 
+class _Borrowed(httpx.BaseTransport):
+    """An injected transport, used but never closed by us: its owner closes it."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self._inner = inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        return self._inner.handle_request(request)
+
+    def close(self) -> None:
+        pass
+
+
+def check_fal_client_layout(cls: type = fal_client.SyncClient) -> None:
+    """Fail loudly unless ``cls`` keeps its HTTP client where ``_GuardedSyncClient`` replaces it.
+
+    fal_client 1.0.3's ``SyncClient`` builds its ``httpx.Client`` in the private cached
+    property ``_client`` and sends every call through it; composer overrides that property to
+    put ``_SubmitGuard`` (and an injected transport) underneath. If a fal_client release moves
+    it, the override would silently stop guarding submits, so this raises instead.
+    """
+    attr = inspect.getattr_static(cls, "_client", None)
+    if not isinstance(attr, cached_property):
+        version = getattr(fal_client, "__version__", "?")
+        raise BackendError(
+            f"fal_client {version}: {cls.__name__}._client is no longer a functools.cached_property "
+            f"(found {type(attr).__name__}); composer's fal backend replaces it to guard paid submits and was "
+            "written against fal_client 1.0.3: update composer/backends/fal.py or install fal-client==1.0.3",
+            retryable=False)
+
+
+def _built_http_client(client: _GuardedSyncClient) -> httpx.Client:
+    """Build ``client``'s httpx.Client now (the one place that touches fal_client's private ``_client``)."""
+    check_fal_client_layout()
+    return client._client
+
+
 # --------------------------------------------------------------------------- errors
 
 
@@ -220,7 +281,7 @@ def _fal_client_retries(response: httpx.Response | None) -> bool:
     if code in (502, 503, 504) and "x-fal-request-id" not in response.headers:
         try:
             return "nginx" in response.text
-        except Exception:
+        except (UnicodeDecodeError, httpx.HTTPError):  # an unread or undecodable body: not nginx's page
             return False
     return False
 
@@ -231,7 +292,7 @@ def _detail(exc: fal_client.FalClientHTTPError) -> tuple[str, list[dict[str, Any
     text = ""
     try:
         body = exc.response.json()
-    except Exception:
+    except (ValueError, httpx.HTTPError):  # not JSON (or not read): no structured detail
         body = None
     detail = body.get("detail") if isinstance(body, dict) else None
     if isinstance(detail, list):
@@ -281,8 +342,12 @@ class FalBackend(Backend):
         download_max_bytes: int = DEFAULT_DOWNLOAD_MAX_BYTES,
         download_retries: int = 3,
         verify_output: bool = True,
+        transport: httpx.BaseTransport | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.endpoint_id = endpoint_id
+        self.transport = transport  # the caller's; used by both clients, closed by its owner
+        self._env = dict(env) if env is not None else None  # None: os.environ, read at each use
         self.retries = max(0, int(retries))
         self.base_delay = float(base_delay)
         self.max_delay = float(max_delay)
@@ -303,6 +368,18 @@ class FalBackend(Backend):
         self._ssl_contexts: dict[tuple, Any] = {}  # one CA bundle load for both clients
         self._clients_lock = threading.Lock()
 
+    @property
+    def env(self) -> Mapping[str, str]:
+        """Where FAL_KEY, fal's hosts and the CA settings come from: the injected mapping, or os.environ."""
+        return os.environ if self._env is None else self._env
+
+    def estimate_cost(self, request: GenerationRequest) -> float:
+        """fal's price: per request whatever its length, twice with the detail pass."""
+        return FAL_PRICING.estimate_cost(request)
+
+    def output_size(self, resolution: str, aspect_ratio: str) -> tuple[int, int]:
+        return FAL_PRICING.output_size(resolution, aspect_ratio)
+
     def backoff(self, attempt: int) -> float:
         """Delay before retry number ``attempt`` (0-based): exponential, capped, with jitter."""
         delay = min(self.max_delay, self.base_delay * (2**attempt))
@@ -311,7 +388,7 @@ class FalBackend(Backend):
         return min(delay, self.max_delay)
 
     def generate(self, request: GenerationRequest, workdir: Path, ctx: GenerateContext | None = None) -> GenerationResult:
-        key = os.environ.get("FAL_KEY", "").strip()
+        key = self.env.get("FAL_KEY", "").strip()
         ctx = ctx or GenerateContext()
         if not key:
             raise BackendError(
@@ -319,7 +396,7 @@ class FalBackend(Backend):
                 segment=ctx.label or None, retryable=False)
         return _Run(self, request, Path(workdir), ctx, key).execute()
 
-    def api_client(self, key: str, submit_path: str) -> "_GuardedSyncClient":
+    def api_client(self, key: str, submit_path: str) -> _GuardedSyncClient:
         """The fal_client client for ``key``, made once and shared by every ``generate`` (and thread).
 
         One ``httpx.Client`` per backend: its SSL context (the CA bundle loaded once) and its
@@ -329,34 +406,40 @@ class FalBackend(Backend):
         keep-alive expiry, so a submit is not sent into a connection known to be dead.
         A new one is made when the key, the submit path or the CA settings change.
         """
-        ident = (hashlib.sha256(key.encode()).hexdigest(), submit_path) + _ca_settings()  # not the key itself
+        ident = (hashlib.sha256(key.encode()).hexdigest(), submit_path) + _ca_settings(self.env)  # not the key
         with self._clients_lock:
             client = self._api_clients.get(ident)
             if client is None:
                 client = _GuardedSyncClient(key=key, default_timeout=self.timeout, guarded_paths=(submit_path,),
-                                            ssl_context=self._ssl_context())
-                client._client  # built here, under the lock: one httpx.Client, whatever the threads
+                                            ssl_context=self._ssl_context(), transport=self.transport)
+                _built_http_client(client)  # under the lock: one httpx.Client, whatever the threads
                 self._api_clients[ident] = client
             return client
 
     def download_client(self) -> httpx.Client:
         """The ``httpx.Client`` that downloads results (no Authorization header), one per backend."""
-        ident = _ca_settings()
+        ident = _ca_settings(self.env)
         with self._clients_lock:
             client = self._download_clients.get(ident)
             if client is None:
+                transport = _Borrowed(self.transport) if self.transport is not None else None
                 client = httpx.Client(timeout=httpx.Timeout(self.timeout, connect=30.0), follow_redirects=True,
-                                      verify=self._ssl_context())
+                                      verify=self._ssl_context(), transport=transport)
                 self._download_clients[ident] = client
             return client
 
     def _ssl_context(self) -> Any:
-        """The SSL context both clients verify with (as httpx would build it: SSL_CERT_FILE / SSL_CERT_DIR,
-        else certifi's bundle), made once per CA setting. Called with ``_clients_lock`` held."""
-        ident = _ca_settings()
+        """The SSL context both clients verify with (as httpx would build it: SSL_CERT_FILE / SSL_CERT_DIR
+        of ``env``, else certifi's bundle), made once per CA setting. Called with ``_clients_lock`` held."""
+        ident = _ca_settings(self.env)
         context = self._ssl_contexts.get(ident)
         if context is None:
-            context = self._ssl_contexts[ident] = httpx.create_ssl_context()
+            cafile, capath = ident
+            if cafile or capath:
+                context = ssl.create_default_context(cafile=cafile or None, capath=capath or None)
+            else:
+                context = httpx.create_ssl_context()
+            self._ssl_contexts[ident] = context
         return context
 
     def close(self) -> None:
@@ -371,13 +454,13 @@ class FalBackend(Backend):
         for client in clients:
             try:
                 client.close()
-            except Exception as exc:  # closing is best effort
+            except Exception as exc:  # noqa: BLE001 - closing is best effort, whatever the client raises
                 _log.debug("closing an HTTP client failed: %s", type(exc).__name__)
 
 
-def _ca_settings() -> tuple[str, str]:
+def _ca_settings(env: Mapping[str, str]) -> tuple[str, str]:
     """What httpx reads from the environment when it builds a client's SSL context."""
-    return os.environ.get("SSL_CERT_FILE", ""), os.environ.get("SSL_CERT_DIR", "")
+    return env.get("SSL_CERT_FILE", ""), env.get("SSL_CERT_DIR", "")
 
 
 def _fetch_result(handle: Any) -> Any:
@@ -436,7 +519,7 @@ class _Run:
             try:
                 handle.cancel()
                 self.ctx.emit("log", f"cancelled fal request {handle.request_id}")
-            except Exception as exc:  # best effort: the scheduler stops either way
+            except Exception as exc:  # noqa: BLE001 - best effort: the scheduler stops either way
                 _log.debug("cancelling fal request %s failed: %s", handle.request_id, type(exc).__name__)
         where = f"; fal request {self.request_id} cancelled" if self.request_id else ""
         raise Cancelled(f"{self.segment + ': ' if self.segment else ''}cancelled{where}")
@@ -515,7 +598,7 @@ class _Run:
     def execute(self) -> GenerationResult:
         if self.cancelled():
             self.cancel_and_raise(None)
-        configure_fal_client()
+        configure_fal_client(self.b.env)
         submit_path = httpx.URL(_fc.QUEUE_URL_FORMAT + self.b.endpoint_id).path
         self.client = self.b.api_client(self._key, submit_path)
         handle, status = None, None
@@ -531,7 +614,7 @@ class _Run:
         dest = self.workdir / f"fal-{handle.request_id}.mp4"
         frames = self.download_and_verify(url, dest)
         seed = result.get("seed")
-        return GenerationResult(path=dest, request_id=handle.request_id, cost_usd=self.request.cost_usd(),
+        return GenerationResult(path=dest, request_id=handle.request_id, cost_usd=self.b.estimate_cost(self.request),
                                 seed=seed if isinstance(seed, int) else None, num_frames=frames)
 
     def reattach(self, request_id: str) -> tuple[Any | None, Any]:
@@ -543,14 +626,14 @@ class _Run:
             self.ctx.emit("log", f"fal request {request_id} is unknown or expired; submitting anew")
             return None, None
         self.request_id = request_id
-        if isinstance(status, fal_client.Completed) and status.error:
-            if status.error_type != "content_policy_violation" and not self._deterministic_failure(handle):
-                # A request that failed on fal's side (fal does not bill those) or was cancelled
-                # will fail the same way when fetched again: make a new one.
-                self.ctx.emit("log", f"fal request {request_id} had failed ({status.error_type or status.error}); "
-                                     "submitting anew")
-                self.request_id = None
-                return None, None
+        if (isinstance(status, fal_client.Completed) and status.error
+                and status.error_type != "content_policy_violation" and not self._deterministic_failure(handle)):
+            # A request that failed on fal's side (fal does not bill those) or was cancelled
+            # will fail the same way when fetched again: make a new one.
+            self.ctx.emit("log", f"fal request {request_id} had failed ({status.error_type or status.error}); "
+                                 "submitting anew")
+            self.request_id = None
+            return None, None
         self.ctx.emit("log", f"re-attached to fal request {request_id}")
         return handle, status
 
@@ -561,7 +644,7 @@ class _Run:
         except fal_client.FalClientHTTPError as exc:
             return 400 <= exc.status_code < 500 and exc.status_code not in (408, 429, 499) and (
                 exc.error_type != "client_cancelled")
-        except Exception:
+        except Exception:  # noqa: BLE001 - the result could not be read at all: not a known rejection
             return False
         return False
 
@@ -618,8 +701,8 @@ class _Run:
             handle.get()
         except fal_client.FalClientHTTPError as exc:
             raise self.classify(exc, "result") from exc
-        except Exception:
-            pass
+        except Exception as exc:  # noqa: BLE001 - no details to add: the status below says enough
+            _log.debug("fetching the failed result gave %s", type(exc).__name__)
         text = f"{status.error}" + (f" ({status.error_type})" if status.error_type else "")
         if status.error_type == "content_policy_violation":
             raise self.error(SafetyRejected, f"fal's safety checker rejected the request: {text}", retryable=False)
@@ -683,12 +766,11 @@ class _Run:
 
     def download(self, url: str, dest: Path) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
         limit = self.b.download_max_bytes
         try:
             # No Authorization header: the key is for fal's API, not for whatever host serves the file.
             http = self.b.download_client()
-            with http.stream("GET", url) as response:
+            with http.stream("GET", url) as response, atomic_path(dest) as tmp:
                 if response.status_code != 200:
                     raise _DownloadFailed(f"HTTP {response.status_code}",
                                           retryable=response.status_code >= 500 or response.status_code == 429)
@@ -711,18 +793,13 @@ class _Run:
                             f"truncated: the connection ended after {response.num_bytes_downloaded} of "
                             f"{expected if expected is not None else 'unknown'} bytes ({type(exc).__name__})",
                             retryable=True) from exc
-                    f.flush()
-                    os.fsync(f.fileno())
                 if expected is not None and response.num_bytes_downloaded != expected:
                     raise _DownloadFailed(
                         f"truncated: got {response.num_bytes_downloaded} of {expected} bytes", retryable=True)
-            if written == 0:
-                raise _DownloadFailed("empty file", retryable=True)
-            os.replace(tmp, dest)
+                if written == 0:
+                    raise _DownloadFailed("empty file", retryable=True)
         except httpx.HTTPError as exc:
             raise _DownloadFailed(f"transfer failed ({type(exc).__name__}: {exc})", retryable=True) from exc
-        finally:
-            tmp.unlink(missing_ok=True)
 
     def verify(self, path: Path) -> int:
         """Check that the video decodes and has the requested frame count; return that count."""
@@ -734,7 +811,7 @@ class _Run:
         want = self.request.num_frames
         if frames != want:
             raise _DownloadFailed(f"the video has {frames} frames, {want} were requested", retryable=False)
-        expected_size = self.request.size()
+        expected_size = self.b.output_size(self.request.resolution, self.request.aspect_ratio)
         if width and height and (width, height) != expected_size:
             self.ctx.emit("log", f"fal returned {width}x{height}, expected {expected_size[0]}x{expected_size[1]}",
                           width=width, height=height)
@@ -751,41 +828,17 @@ class _CorruptVideo(Exception):
     pass
 
 
-_VIDEO_SIZE = re.compile(r"Video:.*?,\s(\d{2,5})x(\d{2,5})[\s,\[]")
-
-
 def probe_video(path: Path) -> tuple[int, int | None, int | None]:
     """(frame count, width, height) of a video file; ``_CorruptVideo`` when it is truncated or does not decode.
 
-    Uses ``composer.media.probe`` (a stream-copy pass with ``-xerror``: it catches
-    truncation, the one way a TLS download can go wrong) and falls back to a full
-    decoding pass with imageio-ffmpeg's binary where that module is unavailable.
+    ``composer.media.probe`` makes a stream-copy pass with ``-xerror``: it catches
+    truncation, the one way a TLS download can go wrong.
     """
+    from ..errors import MediaError
+    from ..media.probe import probe as media_probe
+
     try:
-        from ..media.probe import probe as media_probe
-    except ImportError:
-        media_probe = None
-    if callable(media_probe):
-        from ..errors import MediaError
-
-        try:
-            info = media_probe(path)
-        except MediaError as exc:
-            raise _CorruptVideo(str(exc)) from exc
-        return info.num_frames, info.width, info.height
-
-    import imageio_ffmpeg
-
-    # One decoding pass: stream info (size) on stderr, frame counts on stdout, -xerror makes damage fatal.
-    run = subprocess.run(
-        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-xerror", "-i", str(path), "-map", "0:v:0",
-         "-f", "null", "-progress", "pipe:1", "-"],
-        capture_output=True, text=True, errors="replace")
-    match = _VIDEO_SIZE.search(run.stderr)
-    width, height = (int(match.group(1)), int(match.group(2))) if match else (None, None)
-    if run.returncode != 0 or match is None:
-        lines = [ln.strip() for ln in run.stderr.splitlines() if ln.strip()]
-        telling = [ln for ln in lines if re.search(r"invalid|corrupt|error|truncat|partial|moov", ln, re.I)]
-        raise _CorruptVideo((telling or lines or [f"ffmpeg exit status {run.returncode}"])[0][:200])
-    frames = [int(m) for m in re.findall(r"^frame=(\d+)", run.stdout, re.M)]
-    return (frames[-1] if frames else 0), width, height
+        info = media_probe(path)
+    except MediaError as exc:
+        raise _CorruptVideo(str(exc)) from exc
+    return info.num_frames, info.width, info.height

@@ -11,7 +11,6 @@ import hashlib
 import math
 import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass
 from fractions import Fraction
@@ -21,6 +20,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from ..atomic import atomic_write_bytes
 from ..errors import BackendError, Cancelled, MediaError
 from ..media import (
     VideoReader,
@@ -33,6 +33,7 @@ from ..media import (
 )
 from ..request import ENDPOINT_ID, GenerationRequest, canonical_json
 from .base import Backend, GenerateContext, GenerationResult, local_path
+from .fal_catalog import output_size  # the preview mimics the endpoint's geometry
 
 DRIFT_ENV = "COMPOSER_PREVIEW_DRIFT"
 DELAY_ENV = "COMPOSER_PREVIEW_DELAY"
@@ -356,7 +357,7 @@ class _Animatic:
     """Renders frame ``t`` of one request as a pure function of ``t``."""
 
     def __init__(self, request: GenerationRequest, workdir: Path, drift: float, text: bool):
-        self.w, self.h = request.size()
+        self.w, self.h = output_size(request.resolution, request.aspect_ratio)
         self.n = request.num_frames
         self.fps = float(request.frame_rate)
         self.prompt = request.prompt
@@ -389,9 +390,7 @@ class _Animatic:
             ext = {"video/mp4": ".mp4", "video/quicktime": ".mov", "video/webm": ".webm"}.get(mime, ".bin")
             out = workdir / f".preview-input-{hashlib.sha256(data).hexdigest()[:16]}{ext}"
             if not out.exists():
-                with tempfile.NamedTemporaryFile(dir=workdir, delete=False, suffix=ext) as f:
-                    f.write(data)
-                os.replace(f.name, out)
+                atomic_write_bytes(out, data)
             return out
         raise MediaError(f"{what}: the preview backend is offline; it reads file:// and data: URLs, not {url[:60]}")
 

@@ -85,9 +85,38 @@ def cache_option(fn: Callable[..., Any]) -> Callable[..., Any]:
                         help="Segment cache folder (default: the user cache dir, or $COMPOSER_CACHE_DIR).")(fn)
 
 
+class BackendChoice(click.Choice):
+    """``--backend``'s choices: the backend registry's names, read when the option is used, so a
+    backend an installed package declares (entry points) is offered without changing this file."""
+
+    def __init__(self) -> None:
+        super().__init__((), case_sensitive=True)
+
+    @property  # type: ignore[override]
+    def choices(self) -> tuple[str, ...]:
+        from ..backends import backend_names
+
+        return backend_names()
+
+    @choices.setter
+    def choices(self, value: Any) -> None:  # click's __init__ assigns it; the registry decides
+        pass
+
+
 def backend_option(fn: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--backend", type=click.Choice(["preview", "fal"]), default="preview", show_default=True,
-                        help="preview: offline animatic; fal: LTX-Video 13B distilled on fal.ai (needs FAL_KEY).")(fn)
+    return click.option("--backend", type=BackendChoice(), default="preview", show_default=True,
+                        help="preview: offline animatic; fal: LTX-Video 13B distilled on fal.ai (needs FAL_KEY); "
+                             "or a backend an installed package registers.")(fn)
+
+
+def backend_options_for(name: str, **wanted: Any) -> dict[str, Any]:
+    """The ``wanted`` options (None ones dropped) that backend ``name``'s constructor takes."""
+    import inspect
+
+    from ..backends import backend_class
+
+    params = inspect.signature(backend_class(name)).parameters
+    return {k: v for k, v in wanted.items() if v is not None and k in params}
 
 
 def _cached_map(board_obj: Any, p: Any, backend_name: str, cache_dir: Path | None) -> dict[int, bool]:
@@ -163,11 +192,7 @@ def render(board: Path, output: Path, backend: str, cache_dir: Path | None, jobs
             p = p.only(needed)
         click.echo(render_plan_table(p, cached))
         return
-    options: dict[str, Any] = {}
-    if backend == "fal":
-        options["retries"] = retries
-    elif drift is not None:
-        options["drift"] = drift
+    options = backend_options_for(backend, retries=retries, drift=drift)
     progress = Progress(quiet=quiet)
     try:
         result = run_render(b, output, backend=backend, cache=cache_dir, jobs=jobs, max_cost=max_cost,

@@ -19,7 +19,7 @@ before anything is spent) that measure what offline work can only assume:
 
 - the output pixel size for every resolution and aspect ratio (the planner,
   the preview backend and the emulator all take theirs from
-  ``composer.request.OUTPUT_SIZES``);
+  ``composer.backends.fal_catalog.OUTPUT_SIZES``);
 - whether the endpoint rejects unknown fields (composer's ``GenerationRequest``
   forbids them, so the emulator rejects them with a 422);
 - whether it accepts an image ``start_frame_num`` that is not a multiple of 8
@@ -53,7 +53,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from ..errors import ComposerError
-from ..request import ENDPOINT_ID, OUTPUT_SIZES, request_cost
+from ..backends.fal_catalog import OUTPUT_SIZES, request_cost
+from ..request import ENDPOINT_ID
 
 __all__ = [
     "Check",
@@ -543,7 +544,7 @@ def describe_findings(findings: dict[str, Any]) -> list[str]:
         if s.get("measured"):
             w, h = s["measured"]
             verdict = "as composer assumes" if s["matches"] else (
-                f"composer assumes {s['assumed'][0]}x{s['assumed'][1]}: update composer.request.OUTPUT_SIZES")
+                f"composer assumes {s['assumed'][0]}x{s['assumed'][1]}: update composer.backends.fal_catalog.OUTPUT_SIZES")
             frames = "" if s.get("frames_match", True) else f"; {s['frames']} frames for {s['requested_frames']} requested"
             lines.append(f"size {name}: {w}x{h} ({verdict}){frames}")
         else:

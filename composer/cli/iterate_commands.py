@@ -10,7 +10,20 @@ from typing import Any
 
 import click
 
+from ..backends import backend_class, get_backend
+from ..request import GenerationRequest
 from . import _cached_map, backend_option, cache_option, handle_errors, main
+
+
+def _paid_cost(backend_name: str, segments: list[Any]) -> float:
+    """What rendering ``segments`` costs on ``backend_name``, as the backend prices it (0 if it is free)."""
+    if not backend_class(backend_name).paid:
+        return 0.0
+    backend = get_backend(backend_name)
+    try:
+        return round(sum(backend.estimate_cost(GenerationRequest.model_validate(s.request)) for s in segments), 6)
+    finally:
+        backend.close()
 
 
 def _chain_rest(p: Any, index: int) -> list[Any]:
@@ -46,7 +59,7 @@ def reroll(board: Path, segment: int, seed: int | None, yes: bool, backend: str,
     p = plan(b)
     seg = _segment_arg(p, segment)
     rest = _chain_rest(p, segment)
-    cost = sum(s.cost_usd for s in rest) if backend == "fal" else 0.0
+    cost = _paid_cost(backend, rest)
     click.echo(f"{seg.label} has seed {seg.seed}. A new take re-renders it and the {len(rest) - 1} segment(s) after "
                f"it in chain {seg.chain}: {len(rest)} request(s), ${cost:.2f} with --backend {backend}.")
     if not yes and not click.confirm("Pin a new seed?", default=False):
@@ -114,8 +127,8 @@ def watch(board: Path, output: Path, backend: str, cache_dir: Path | None, max_c
     from ..rendering.progress import Progress
     from ..storyboard import load
 
-    if backend == "fal" and max_cost is None:
-        raise click.UsageError("watch with --backend fal pays on every save: set --max-cost")
+    if backend_class(backend).paid and max_cost is None:
+        raise click.UsageError(f"watch with --backend {backend} pays on every save: set --max-cost")
     seen = None
     runs = 0
     click.echo(f"watching {board} (Ctrl-C to stop)")
@@ -132,7 +145,7 @@ def watch(board: Path, output: Path, backend: str, cache_dir: Path | None, max_c
             p = plan(b)
             cached = _cached_map(b, p, backend, cache_dir)
             todo = [s for s in p.segments if not cached[s.index]]
-            cost = sum(s.cost_usd for s in todo) if backend == "fal" else 0.0
+            cost = _paid_cost(backend, todo)
             changed = ", ".join(str(s.index) for s in todo) or "none"
             click.echo(f"{time.strftime('%H:%M:%S')} change: {len(todo)} of {len(p.segments)} segments to render "
                        f"({changed}), ${cost:.2f}")

@@ -101,7 +101,7 @@ def render(
         wanted = [s for s in plan.segments if only is None or s.index in only]
         todo = [s for s in wanted if not cached[s.index]]
         emit(RenderStarted(len(wanted), len(wanted) - len(todo), len(todo),
-                           round(sum(s.cost_usd for s in todo), 6) if backend.paid else 0.0))
+                           _estimate(backend, todo)))
         outcomes = scheduler.run()
         if only is not None:
             outcomes = {i: o for i, o in outcomes.items() if i in only}
@@ -174,6 +174,15 @@ def part_range(plan: RenderPlan, scenes: list[str] | None, frame_range: tuple[in
     if end <= start:
         raise ComposerError(f"the range selects no frames of a {plan.total_frames}-frame film")
     return start, end
+
+
+def _estimate(backend: Backend, segments: list[Any]) -> float:
+    """What ``segments`` will cost on ``backend``, as it prices them (the plan holds fal's list price)."""
+    from ..request import GenerationRequest
+
+    if not backend.paid:
+        return 0.0
+    return round(sum(backend.estimate_cost(GenerationRequest.model_validate(s.request)) for s in segments), 6)
 
 
 def _failure_summary(plan: RenderPlan, outcomes: dict[int, SegmentOutcome], max_cost: float | None = None) -> str:

@@ -218,7 +218,7 @@ class Scheduler:
             raise Cancelled("cancelled")
         self.emit(SegmentStarted(seg.index, seg.label))
         request = self._materialise(seg)
-        cost = request.cost_usd() if self.backend.paid else 0.0
+        cost = self.backend.estimate_cost(request) if self.backend.paid else 0.0
         journal = self.cache.journal_get(key) if self.backend.paid else None
         resume_id = journal.get("request_id") if journal else None
         # re-attaching to a request already paid for costs nothing new
