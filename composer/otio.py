@@ -32,7 +32,8 @@ from typing import Any, Iterable, get_args
 import opentimelineio as otio
 
 from . import __version__
-from .errors import ComposerError
+from .atomic import atomic_path
+from .errors import OtioError
 from .planner import PlannedChain, PlannedScene, RenderPlan
 from .storyboard.models import (
     SCENE_ID,
@@ -63,12 +64,6 @@ DISSOLVE = otio.schema.TransitionTypes.SMPTE_Dissolve
 _IMAGE_EXT = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".exr")
 _MEDIA_EXT = re.compile(r"\.(mp4|mov|mxf|mkv|avi|webm|m4v|r3d|braw|ari|dng|exr|dpx|wav|aif|aiff)$", re.I)
 _GENERIC_MARKER = re.compile(r"^(marker|untitled|new marker)?\s*\d*$", re.I)
-
-
-class OtioError(ComposerError):
-    """A timeline that cannot be written, read or turned into a storyboard."""
-
-    exit_code = 2
 
 
 # --------------------------------------------------------------------------- export
@@ -154,17 +149,13 @@ def write_otio(timeline: otio.schema.Timeline, path: str | Path) -> Path:
         adapter = otio.adapters.from_filepath(str(path)).name
     except Exception as exc:  # unknown suffix
         raise OtioError(f"{path}: cannot write a timeline with this suffix ({exc}); use .otio") from None
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
     try:
-        otio.adapters.write_to_file(timeline, str(tmp), adapter_name=adapter)
-        os.replace(tmp, path)
+        with atomic_path(path, make_parents=False) as tmp:
+            otio.adapters.write_to_file(timeline, str(tmp), adapter_name=adapter)
     except OSError as exc:
         raise OtioError(f"{path}: cannot write: {exc}") from None
     except Exception as exc:
         raise OtioError(f"{path}: cannot write the timeline: {exc}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
