@@ -203,14 +203,3 @@ def seam_jump(
     ratio = peak / interior if interior > 0 else float("inf") if peak > 0 else 0.0
     return SeamJump(jump=jump, peak=peak, interior=interior, ratio=ratio)
 
-
-def seam_jump_ratio(
-    frames: Sequence[np.ndarray],
-    seam_index: int,
-    interior_delta_e: float | Sequence[float] | np.ndarray,
-    before: int = 2,
-    after: int = 3,
-    downsample_width: int | None = DEFAULT_DOWNSAMPLE_WIDTH,
-) -> float:
-    """The benchmark figure for one seam: ``seam_jump(...).ratio``."""
-    return seam_jump(frames, seam_index, interior_delta_e, before, after, downsample_width).ratio
