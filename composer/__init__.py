@@ -17,7 +17,7 @@ from .errors import (  # noqa: E402
     StoryboardError,
 )
 from .planner import RenderPlan, plan  # noqa: E402
-from .rendering import RenderResult, SegmentCache, render  # noqa: E402
+from .rendering import RenderOptions, RenderResult, SegmentCache, render  # noqa: E402
 from . import events  # noqa: E402
 from .request import GenerationRequest  # noqa: E402
 from .storyboard import Beat, Keyframe, Output, Scene, Storyboard, load, loads, to_yaml  # noqa: E402
@@ -25,7 +25,7 @@ from .timecode import Timecode  # noqa: E402
 
 __all__ = [
     "Backend", "BackendError", "Beat", "BudgetExceeded", "Cancelled", "ComposerError", "GenerationRequest",
-    "GenerationResult", "Keyframe", "Output", "RenderFailed", "RenderPlan", "RenderResult", "Scene",
+    "GenerationResult", "Keyframe", "Output", "RenderFailed", "RenderOptions", "RenderPlan", "RenderResult", "Scene",
     "SegmentCache", "Storyboard", "StoryboardError", "Timecode", "events", "get_backend", "load", "loads",
     "plan", "render", "to_yaml", "__version__",
 ]
