@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import itertools
 
 Frame = np.ndarray  # HxWx3 uint8, RGB
 
@@ -148,7 +149,7 @@ def consecutive_delta_e(
     Each frame is converted to Lab once.
     """
     labs = [rgb_to_lab(downsample(f, downsample_width)) for f in frames]
-    return np.array([float(np.mean(ciede2000(x, y))) for x, y in zip(labs, labs[1:])])
+    return np.array([float(np.mean(ciede2000(x, y))) for x, y in itertools.pairwise(labs)])
 
 
 @dataclass(frozen=True)

@@ -183,7 +183,7 @@ def assemble_film(plan: RenderPlan, board: Storyboard, outcomes: dict[int, Segme
     from ..assemble import assemble
 
     started = time.monotonic()
-    report = assemble(plan, {i: o.video for i, o in outcomes.items()}, output, board=board,
+    report = assemble(plan, _videos(outcomes), output, board=board,
                       on_event=emit, cancel=opts.cancel, codec=opts.codec, frames=part, keep_samples=True)
     report["seconds"] = round(time.monotonic() - started, 3)
     return report
@@ -202,6 +202,11 @@ def write_timelines(plan: RenderPlan, board: Storyboard, outcomes: dict[int, Seg
     if opts.per_chain:
         written["chains"] = _write_chain_media(plan, board, outcomes, output, opts.codec)
     return written
+
+
+def _videos(outcomes: dict[int, SegmentOutcome]) -> dict[int, Path]:
+    """Each finished segment's clip (every outcome here succeeded, so each has one)."""
+    return {i: o.video for i, o in outcomes.items() if o.video is not None}
 
 
 def _ignore(event: Event) -> None:
@@ -225,7 +230,7 @@ def _write_chain_media(plan: RenderPlan, board: Storyboard, outcomes: dict[int, 
     from ..assemble import assemble_chain
     from ..otio import export_per_chain, write_otio
 
-    videos = {i: o.video for i, o in outcomes.items()}
+    videos = _videos(outcomes)
     names = {}
     for chain in plan.chains:
         path = output.with_name(f"{output.stem}.chain{chain.index:02d}{output.suffix}")
@@ -249,7 +254,7 @@ def part_range(plan: RenderPlan, scenes: Sequence[str] | None, frame_range: tupl
         if frame_range is not None:
             start, end = max(start, frame_range[0]), min(end, frame_range[1])
     else:
-        start, end = frame_range
+        start, end = frame_range or (0, plan.total_frames)  # not None here: checked above
     start, end = max(0, start), min(plan.total_frames, end)
     if end <= start:
         raise ComposerError(f"the range selects no frames of a {plan.total_frames}-frame film")
