@@ -7,8 +7,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .backends import Backend, GenerationResult, get_backend  # noqa: E402
-from .errors import (  # noqa: E402
+from .backends import Backend, GenerationResult, get_backend
+from .errors import (
     BackendError,
     BudgetExceeded,
     Cancelled,
@@ -16,16 +16,39 @@ from .errors import (  # noqa: E402
     RenderFailed,
     StoryboardError,
 )
-from .planner import RenderPlan, plan  # noqa: E402
-from .rendering import RenderResult, SegmentCache, render  # noqa: E402
-from . import events  # noqa: E402
-from .request import GenerationRequest  # noqa: E402
-from .storyboard import Beat, Keyframe, Output, Scene, Storyboard, load, loads, to_yaml  # noqa: E402
-from .timecode import Timecode  # noqa: E402
+from .planner import RenderPlan, plan
+from .rendering import RenderOptions, RenderResult, SegmentCache, render
+from . import events
+from .request import GenerationRequest
+from .storyboard import Beat, Keyframe, Output, Scene, Storyboard, load, loads, to_yaml
+from .timecode import Timecode
 
 __all__ = [
-    "Backend", "BackendError", "Beat", "BudgetExceeded", "Cancelled", "ComposerError", "GenerationRequest",
-    "GenerationResult", "Keyframe", "Output", "RenderFailed", "RenderPlan", "RenderResult", "Scene",
-    "SegmentCache", "Storyboard", "StoryboardError", "Timecode", "events", "get_backend", "load", "loads",
-    "plan", "render", "to_yaml", "__version__",
+    "Backend",
+    "BackendError",
+    "Beat",
+    "BudgetExceeded",
+    "Cancelled",
+    "ComposerError",
+    "GenerationRequest",
+    "GenerationResult",
+    "Keyframe",
+    "Output",
+    "RenderFailed",
+    "RenderOptions",
+    "RenderPlan",
+    "RenderResult",
+    "Scene",
+    "SegmentCache",
+    "Storyboard",
+    "StoryboardError",
+    "Timecode",
+    "__version__",
+    "events",
+    "get_backend",
+    "load",
+    "loads",
+    "plan",
+    "render",
+    "to_yaml",
 ]

@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator
 import cv2
 import numpy as np
 
+from .atomic import atomic_path
 from .colour import ChainColourMatcher, SegmentColour
 from .errors import Cancelled, MediaError
 from .metrics import frame_delta_e
@@ -221,13 +222,11 @@ def _store_last_sample(video: Path, index: int, frame: np.ndarray) -> None:
     path = sample_path(video, index)
     if path.exists():
         return
-    tmp = path.with_name(f".{path.name}.partial")
     try:
-        with open(tmp, "wb") as f:
+        with atomic_path(path, fsync=False, make_parents=False) as tmp, open(tmp, "wb") as f:
             np.save(f, frame, allow_pickle=False)
-        tmp.replace(path)
     except OSError:  # a read-only folder only costs the next assembly one more decode
-        tmp.unlink(missing_ok=True)
+        pass
 
 
 def keep_last_sample(plan: RenderPlan, seg: PlannedSegment, video: Path) -> None:

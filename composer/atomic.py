@@ -1,13 +1,16 @@
 """Atomic file writes: every output appears whole under its final name or not at all.
 
-One helper for the whole package (manifests, cache entries, journals, films, OTIO,
-edited storyboards), so fsync and clean-up on failure are decided in one place.
+One place for the whole package (manifests, cache entries, journals, films, OTIO,
+edited storyboards) to decide fsync and clean-up on failure; ``atomic_dir``
+publishes a whole directory (a cache entry) the same way.
 """
 from __future__ import annotations
 
 import contextlib
 import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,3 +68,51 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, fsync: bool = True) -> 
 def atomic_write_text(path: str | Path, text: str, *, fsync: bool = True) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     atomic_write_bytes(path, text.encode("utf-8"), fsync=fsync)
+
+
+def _fsync_tree(directory: Path) -> None:
+    for item in directory.rglob("*"):
+        if item.is_file():
+            with open(item, "rb+") as f:
+                os.fsync(f.fileno())
+    _fsync_dir(directory)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path, *, staging: str | Path | None = None, prefix: str | None = None,
+               fsync: bool = True) -> Iterator[Path]:
+    """Yield a fresh empty directory; when the block succeeds it becomes ``path`` in one rename.
+
+    The directory is made in ``staging`` (default: beside ``path``), which must be on
+    the same filesystem. An existing ``path`` is moved aside into ``staging`` and
+    deleted just before the rename, because a directory cannot be renamed onto a
+    non-empty one. On any exception the staged directory is removed and an
+    existing ``path`` is left untouched.
+    """
+    path = Path(path)
+    where = Path(staging) if staging is not None else path.parent
+    where.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=prefix or f".{path.name}.partial-", dir=where))
+    try:
+        yield tmp
+        if fsync:
+            _fsync_tree(tmp)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            remove_dir(path, staging=where)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if fsync:
+        _fsync_dir(path.parent)
+
+
+def remove_dir(path: str | Path, *, staging: str | Path | None = None) -> None:
+    """Delete the directory ``path`` so that it vanishes at once: rename it into
+    ``staging`` (default: beside it) first, so no reader ever sees it half deleted."""
+    path = Path(path)
+    trash = Path(tempfile.mkdtemp(prefix="trash-", dir=staging if staging is not None else path.parent))
+    with contextlib.suppress(OSError):
+        os.replace(path, trash / "x")
+    shutil.rmtree(trash, ignore_errors=True)

@@ -59,6 +59,12 @@ class PlanError(ComposerError):
     exit_code = 2
 
 
+class OtioError(ComposerError):
+    """A timeline that cannot be written, read or turned into a storyboard."""
+
+    exit_code = 2
+
+
 class MediaError(ComposerError):
     """ffmpeg failed, or a media file is missing, unreadable or corrupt."""
 

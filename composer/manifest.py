@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .atomic import atomic_write_text
 
 SECRET_ENV = ("FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET")
 
@@ -31,11 +32,5 @@ def scrub(text: str) -> str:
 def write_manifest(path: Path, data: dict[str, Any]) -> Path:
     """Write ``data`` as JSON atomically, with secrets scrubbed."""
     body = scrub(json.dumps({"composer_version": __version__, **data}, indent=2, ensure_ascii=False, default=str))
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    tmp.write_text(body + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, body + "\n")
     return path
-
-
-def read_manifest(path: Path) -> dict[str, Any]:
-    return json.loads(Path(path).read_text(encoding="utf-8"))

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import itertools
 
 Frame = np.ndarray  # HxWx3 uint8, RGB
 
@@ -148,7 +149,7 @@ def consecutive_delta_e(
     Each frame is converted to Lab once.
     """
     labs = [rgb_to_lab(downsample(f, downsample_width)) for f in frames]
-    return np.array([float(np.mean(ciede2000(x, y))) for x, y in zip(labs, labs[1:])])
+    return np.array([float(np.mean(ciede2000(x, y))) for x, y in itertools.pairwise(labs)])
 
 
 @dataclass(frozen=True)
@@ -203,14 +204,3 @@ def seam_jump(
     ratio = peak / interior if interior > 0 else float("inf") if peak > 0 else 0.0
     return SeamJump(jump=jump, peak=peak, interior=interior, ratio=ratio)
 
-
-def seam_jump_ratio(
-    frames: Sequence[np.ndarray],
-    seam_index: int,
-    interior_delta_e: float | Sequence[float] | np.ndarray,
-    before: int = 2,
-    after: int = 3,
-    downsample_width: int | None = DEFAULT_DOWNSAMPLE_WIDTH,
-) -> float:
-    """The benchmark figure for one seam: ``seam_jump(...).ratio``."""
-    return seam_jump(frames, seam_index, interior_delta_e, before, after, downsample_width).ratio

@@ -27,12 +27,14 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Iterable, get_args
+from typing import Any, get_args
+from collections.abc import Iterable
 
 import opentimelineio as otio
 
 from . import __version__
-from .errors import ComposerError
+from .atomic import atomic_path
+from .errors import OtioError
 from .planner import PlannedChain, PlannedScene, RenderPlan
 from .storyboard.models import (
     SCENE_ID,
@@ -63,12 +65,6 @@ DISSOLVE = otio.schema.TransitionTypes.SMPTE_Dissolve
 _IMAGE_EXT = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".exr")
 _MEDIA_EXT = re.compile(r"\.(mp4|mov|mxf|mkv|avi|webm|m4v|r3d|braw|ari|dng|exr|dpx|wav|aif|aiff)$", re.I)
 _GENERIC_MARKER = re.compile(r"^(marker|untitled|new marker)?\s*\d*$", re.I)
-
-
-class OtioError(ComposerError):
-    """A timeline that cannot be written, read or turned into a storyboard."""
-
-    exit_code = 2
 
 
 # --------------------------------------------------------------------------- export
@@ -152,19 +148,15 @@ def write_otio(timeline: otio.schema.Timeline, path: str | Path) -> Path:
     path = Path(path)
     try:
         adapter = otio.adapters.from_filepath(str(path)).name
-    except Exception as exc:  # unknown suffix
+    except Exception as exc:  # noqa: BLE001 -- an unknown suffix; adapters raise many kinds
         raise OtioError(f"{path}: cannot write a timeline with this suffix ({exc}); use .otio") from None
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
     try:
-        otio.adapters.write_to_file(timeline, str(tmp), adapter_name=adapter)
-        os.replace(tmp, path)
+        with atomic_path(path, make_parents=False) as tmp:
+            otio.adapters.write_to_file(timeline, str(tmp), adapter_name=adapter)
     except OSError as exc:
         raise OtioError(f"{path}: cannot write: {exc}") from None
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 -- adapters (plugins too) raise many kinds
         raise OtioError(f"{path}: cannot write the timeline: {exc}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
@@ -281,7 +273,7 @@ def read_timeline(path: str | Path) -> otio.schema.Timeline:
         raise OtioError(f"{path}: file not found")
     try:
         result = otio.adapters.read_from_file(str(path))
-    except Exception as exc:  # adapters raise many kinds
+    except Exception as exc:  # noqa: BLE001 -- adapters raise many kinds
         raise OtioError(f"{path}: cannot read the timeline: {exc}") from None
     if isinstance(result, otio.schema.Timeline):
         return result
@@ -348,8 +340,8 @@ def timeline_to_storyboard(timeline: otio.schema.Timeline, *, relative_to: str |
             notes.append(f"scene '{sid}': a gap of {n} frames became a placeholder scene; write its prompt")
         transition = _transition(e, entries[i - 1] if i else None, scenes[-1] if scenes else None,
                                  n, fps, mode, notes, sid)
-        fields: dict[str, Any] = dict(id=sid, duration=_time_text(n, fps, meta.get("duration")), prompt=prompt,
-                                      transition=transition, keyframes=keyframes, beats=beats)
+        fields: dict[str, Any] = {"id": sid, "duration": _time_text(n, fps, meta.get("duration")), "prompt": prompt,
+                                      "transition": transition, "keyframes": keyframes, "beats": beats}
         if isinstance(meta.get("style"), str):
             fields["style"] = meta["style"]
         if isinstance(meta.get("params"), dict):
@@ -400,7 +392,7 @@ def _rate(timeline: otio.schema.Timeline, track: otio.schema.Track) -> float:
         if isinstance(item, otio.core.Item):
             try:
                 rate = item.trimmed_range().duration.rate
-            except Exception:
+            except Exception:  # noqa: BLE001 -- an item without a range has no rate to offer
                 continue
             if rate > 1:
                 return float(rate)
@@ -426,7 +418,7 @@ def _entries(track: otio.schema.Track, frames, notes: list[str]) -> list[dict[st
             continue
         try:
             rng = item.trimmed_range()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 -- OTIO raises its own kinds for items without a range
             raise OtioError(f"item '{item.name}' has no length: {exc}") from None
         n = frames(rng.duration)
         if n <= 0:
@@ -436,10 +428,10 @@ def _entries(track: otio.schema.Track, frames, notes: list[str]) -> list[dict[st
         ref = getattr(item, "media_reference", None)
         media = ref.target_url if isinstance(ref, otio.schema.ExternalReference) else None
         meta = _plain(item.metadata.get("composer")) or {}
-        out.append(dict(
-            item=item, gap=gap, name=item.name or "", frames=n, start=cursor, src_start=frames(rng.start_time),
-            media=media, meta=meta if isinstance(meta, dict) else {}, transition=pending,
-        ))
+        out.append({
+            "item": item, "gap": gap, "name": item.name or "", "frames": n, "start": cursor, "src_start": frames(rng.start_time),
+            "media": media, "meta": meta if isinstance(meta, dict) else {}, "transition": pending,
+        })
         cursor += n
         pending = None
     return out

@@ -6,7 +6,6 @@ one-file edit. ``to_endpoint_json()`` is exactly the body the endpoint takes.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Annotated, Any, Literal
 
@@ -139,6 +138,3 @@ def canonical_json(data: Any) -> str:
     """Stable JSON text (sorted keys, no spaces): what hashes and plans are made of."""
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
-
-def sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -52,6 +52,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from ..atomic import atomic_write_text
 from ..errors import ComposerError
 from ..backends.fal_catalog import OUTPUT_SIZES, request_cost
 from ..request import ENDPOINT_ID
@@ -530,10 +531,7 @@ def save_findings(findings: dict[str, Any], cache_dir: str | Path | None = None)
 
     cache = SegmentCache(cache_dir)
     out = cache.root / "doctor" / "live.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".live.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(findings, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, out)
+    atomic_write_text(out, json.dumps(findings, indent=2, sort_keys=True) + "\n")
     return out
 
 

@@ -1,12 +1,12 @@
 """CLI commands for editors: ``export`` (storyboard → OTIO timeline) and ``import`` (timeline → storyboard)."""
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import click
 
+from ..atomic import atomic_write_text
 from ..errors import ComposerError
 from . import handle_errors, main
 
@@ -90,14 +90,9 @@ def import_cmd(timeline: Path, output: Path | None, force: bool) -> None:
     if output is None:
         sys.stdout.write(text)
         return
-    tmp = output.with_name(f".{output.name}.{os.getpid()}.partial")
     try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, output)
+        atomic_write_text(output, text)
     except OSError as exc:
         raise ComposerError(f"{output}: cannot write: {exc}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     scenes = sum(1 for line in text.splitlines() if line.startswith("  - id: "))
     click.echo(f"wrote {output}: {scenes} scenes")

@@ -17,6 +17,7 @@ from types import TracebackType
 
 import numpy as np
 
+from ..atomic import atomic_path
 from ..errors import MediaError
 from ._proc import StderrTail, ffmpeg_cmd, file_arg, stop_process
 from .audio import mux_audio
@@ -275,18 +276,10 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     ffmpeg picks the right muxer. On an exception it is deleted and ``path`` is
     left untouched.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}-{secrets.token_hex(3)}{path.suffix}")
-    try:
+    with atomic_path(path) as tmp:
         yield tmp
         if not tmp.is_file():
-            raise MediaError(f"{path}: nothing was written")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+            raise MediaError(f"{Path(path)}: nothing was written")
 
 
 def write_clip(

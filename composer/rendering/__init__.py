@@ -1,6 +1,6 @@
 """Rendering: scheduler, segment cache, progress display, and the pipeline that runs them."""
 from .cache import SegmentCache
 from ..events import Event
-from .pipeline import RenderResult, render
+from .pipeline import RenderOptions, RenderResult, render
 
-__all__ = ["Event", "RenderResult", "SegmentCache", "render"]
+__all__ = ["Event", "RenderOptions", "RenderResult", "SegmentCache", "render"]

@@ -10,7 +10,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import Any, Iterator
 
 from platformdirs import user_cache_dir
 
+from ..atomic import atomic_dir, atomic_write_text, remove_dir
 from ..errors import CacheError
 from ..request import canonical_json
 
@@ -100,31 +100,21 @@ class SegmentCache:
 
     def put(self, key: str, video: Path, meta: dict[str, Any]) -> CacheEntry:
         """Store ``video`` under ``key`` atomically (a directory rename)."""
-        tmp = Path(tempfile.mkdtemp(prefix=f"{key[:12]}-", dir=self.root / "tmp"))
+        final = self._dir(key)
         try:
-            shutil.copyfile(video, tmp / "video.mp4")
-            meta = {**meta, "key": key, "size": (tmp / "video.mp4").stat().st_size,
-                    "sha256": file_sha256(tmp / "video.mp4"), "stored_at": time.time()}
-            (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
-            final = self._dir(key)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            if final.exists():
-                self.discard(key)
-            os.replace(tmp, final)
+            with atomic_dir(final, staging=self.root / "tmp", prefix=f"{key[:12]}-") as tmp:
+                shutil.copyfile(video, tmp / "video.mp4")
+                meta = {**meta, "key": key, "size": (tmp / "video.mp4").stat().st_size,
+                        "sha256": file_sha256(tmp / "video.mp4"), "stored_at": time.time()}
+                (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
         except OSError as exc:
-            shutil.rmtree(tmp, ignore_errors=True)
             raise CacheError(f"cannot write cache entry {key[:12]}: {exc}") from None
         return CacheEntry(key, final / "video.mp4", meta)
 
     def discard(self, key: str) -> None:
         d = self._dir(key)
         if d.exists():
-            trash = Path(tempfile.mkdtemp(prefix="trash-", dir=self.root / "tmp"))
-            try:
-                os.replace(d, trash / "x")
-            except OSError:
-                pass
-            shutil.rmtree(trash, ignore_errors=True)
+            remove_dir(d, staging=self.root / "tmp")
 
     def entries(self) -> Iterator[CacheEntry]:
         for meta_path in sorted((self.root / "segments").glob("*/*/meta.json")):
@@ -147,7 +137,7 @@ class SegmentCache:
             return None
 
     def journal_put(self, key: str, record: dict[str, Any]) -> None:
-        _atomic_write(self.root / "journal" / f"{key}.json", json.dumps(record, sort_keys=True))
+        atomic_write_text(self.root / "journal" / f"{key}.json", json.dumps(record, sort_keys=True))
 
     def journal_clear(self, key: str) -> None:
         (self.root / "journal" / f"{key}.json").unlink(missing_ok=True)
@@ -155,6 +145,8 @@ class SegmentCache:
     def journal(self) -> list[dict[str, Any]]:
         out = []
         for p in sorted((self.root / "journal").glob("*.json")):
+            if p.name.startswith("."):
+                continue  # another writer's temporary file (it keeps the .json suffix)
             try:
                 out.append({"key": p.stem, **json.loads(p.read_text())})
             except (OSError, ValueError):
@@ -215,12 +207,3 @@ class SegmentCache:
         shutil.rmtree(self.root / "tmp", ignore_errors=True)
         (self.root / "tmp").mkdir(exist_ok=True)
         return removed
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

@@ -1,26 +1,74 @@
-"""The render pipeline, top to bottom: load → plan → render segments → assemble
-→ manifest. ``render()`` is what the CLI's ``composer render`` and library users call.
+"""The render pipeline, top to bottom: resolve the input → plan → select the part →
+schedule segments → assemble → write timelines and manifest. ``render()`` is what the
+CLI's ``composer render`` and library users call; ``RenderOptions`` holds its settings.
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..backends import Backend, get_backend
-from ..errors import Cancelled, RenderFailed
+from ..errors import Cancelled, ComposerError, RenderFailed
+from ..events import Event, RenderFinished, RenderStarted
 from ..manifest import manifest_path_for, write_manifest
-from ..errors import ComposerError
-from ..planner import RenderPlan, draft_board, frame_range_segments, plan as make_plan
+from ..planner import RenderPlan, draft_board, frame_range_segments
+from ..planner import plan as make_plan
 from ..storyboard import Storyboard, load
 from .cache import SegmentCache
-from ..events import Event, RenderFinished, RenderStarted
 from .scheduler import Scheduler, SegmentOutcome
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """How to render: every setting of ``render()`` but what and where.
+
+    ``scenes`` or ``frame_range`` (film frames, end exclusive) render and write only
+    that part, generating only the segments it needs. ``draft`` renders the storyboard
+    at 480p with fewer steps (its cache entries never mix with full quality).
+    ``otio`` writes ``film.otio`` beside a whole film; ``per_chain`` also writes each
+    chain's own file and ``film.chains.otio``.
+    """
+
+    backend: Backend | str = "preview"
+    backend_options: dict[str, Any] | None = None
+    cache: SegmentCache | str | Path | None = None
+    jobs: int = 2
+    max_cost: float | None = None
+    scenes: Sequence[str] | None = None
+    frame_range: tuple[int, int] | None = None
+    draft: bool = False
+    codec: str = "h264"
+    otio: bool = True
+    per_chain: bool = False
+    on_event: Callable[[Event], None] | None = None
+    cancel: threading.Event | None = None
+
+    def __post_init__(self) -> None:
+        # a frozen value: keep no list the caller could change afterwards
+        if self.scenes is not None:
+            object.__setattr__(self, "scenes", tuple(self.scenes))
+        if self.frame_range is not None:
+            object.__setattr__(self, "frame_range", tuple(self.frame_range))
+
+    @classmethod
+    def of(cls, options: RenderOptions | None = None, **overrides: Any) -> RenderOptions:
+        """``options`` (or the defaults) with keyword ``overrides``; an unknown keyword is a TypeError."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise TypeError(f"render() got an unexpected keyword argument {unknown[0]!r} "
+                            f"(options: {', '.join(sorted(known))})")
+        base = options if options is not None else cls()
+        return dataclasses.replace(base, **overrides) if overrides else base
 
 
 @dataclass
@@ -43,6 +91,51 @@ class RenderResult:
         return sum(1 for o in self.outcomes.values() if o.status == "generated")
 
 
+def render(board: Storyboard | RenderPlan | str | Path, output: str | Path, *,
+           options: RenderOptions | None = None, **settings: Any) -> RenderResult:
+    """Render a storyboard (or a plan made in this process, used as it is) to ``output``
+    (an MP4, or .mov for prores/dnxhr).
+
+    Settings come as ``options=RenderOptions(...)`` and/or as its field names as keywords
+    (``cache=``, ``jobs=``, ``max_cost=``, …; keywords override ``options``). Finished
+    segments are kept in the cache whatever happens, so running the same render again
+    resumes where this one stopped and pays for nothing twice.
+    """
+    opts = RenderOptions.of(options, **settings)
+    storyboard, plan = resolve_input(board, draft=opts.draft)
+    part, only = partial(plan, opts.scenes, opts.frame_range)
+    output = Path(output)
+    emit = opts.on_event or _ignore
+    cache = opts.cache if isinstance(opts.cache, SegmentCache) else SegmentCache(opts.cache)
+    backend = opts.backend
+    if isinstance(backend, str):
+        backend = get_backend(backend, **(opts.backend_options or {}))
+    try:
+        with _workdir(cache) as workdir:
+            outcomes = schedule_segments(plan, storyboard, backend, cache, workdir, only, opts, emit)
+            cost = round(sum(o.cost_usd for o in outcomes.values()), 6)
+            report = assemble_film(plan, storyboard, outcomes, output, part, opts, emit)
+            report.update(write_timelines(plan, storyboard, outcomes, output, part, opts))
+            manifest = write_manifest(manifest_path_for(output),
+                                      _manifest(storyboard, plan, backend, outcomes, report, output, cost))
+            emit(RenderFinished(str(output), 0))
+            return RenderResult(output, manifest, plan, outcomes, cost, report)
+    finally:
+        backend.close()
+
+
+def resolve_input(board: Storyboard | RenderPlan | str | Path, *, draft: bool = False) -> tuple[Storyboard, RenderPlan]:
+    """The storyboard and its plan. A plan passed in is used as it is (never planned again)."""
+    if isinstance(board, RenderPlan):
+        if draft:
+            raise ComposerError("draft=True plans the storyboard at 480p: pass the storyboard, not a plan")
+        return resolve_board(board), board
+    storyboard = resolve_board(board)
+    if draft:
+        storyboard = draft_board(storyboard)
+    return storyboard, make_plan(storyboard)
+
+
 def resolve_board(board: Storyboard | RenderPlan | str | Path) -> Storyboard:
     """A Storyboard from a storyboard, a plan made in this process, a path or YAML text."""
     if isinstance(board, Storyboard):
@@ -54,81 +147,79 @@ def resolve_board(board: Storyboard | RenderPlan | str | Path) -> Storyboard:
     return load(board)
 
 
-def render(
-    board: Storyboard | RenderPlan | str | Path,
-    output: str | Path,
-    *,
-    backend: Backend | str = "preview",
-    cache: SegmentCache | str | Path | None = None,
-    jobs: int = 2,
-    max_cost: float | None = None,
-    on_event: Callable[[Event], None] | None = None,
-    cancel: threading.Event | None = None,
-    codec: str = "h264",
-    backend_options: dict[str, Any] | None = None,
-    scenes: list[str] | None = None,
-    frame_range: tuple[int, int] | None = None,
-    draft: bool = False,
-    otio: bool = True,
-    per_chain: bool = False,
-) -> RenderResult:
-    """Render a storyboard to ``output`` (an MP4, or .mov for prores/dnxhr).
+def partial(plan: RenderPlan, scenes: Sequence[str] | None,
+            frame_range: tuple[int, int] | None) -> tuple[tuple[int, int] | None, set[int] | None]:
+    """The film frames a partial render writes and the segments it needs (None, None: everything)."""
+    part = part_range(plan, scenes, frame_range)
+    return part, (frame_range_segments(plan, *part) if part is not None else None)
 
-    ``scenes`` or ``frame_range`` (film frames, end exclusive) render and write only
-    that part, generating only the segments it needs. ``draft`` renders the same
-    plan at 480p with fewer steps (its cache entries never mix with full quality).
-    Finished segments are kept in the cache whatever happens, so running the same
-    render again resumes where this one stopped and pays for nothing twice.
-    """
+
+def schedule_segments(plan: RenderPlan, board: Storyboard, backend: Backend, cache: SegmentCache, workdir: Path,
+                      only: set[int] | None, opts: RenderOptions, emit: Callable[[Event], None]) -> dict[int, SegmentOutcome]:
+    """Generate (or take from the cache) the segments needed; their outcomes, or RenderFailed / Cancelled."""
+    scheduler = Scheduler(plan, board, backend, cache, workdir=workdir, jobs=opts.jobs, max_cost=opts.max_cost,
+                          on_event=emit, cancel=opts.cancel, only=only)
+    cached = scheduler.cached()
+    wanted = [s for s in plan.segments if only is None or s.index in only]
+    todo = [s for s in wanted if not cached[s.index]]
+    emit(RenderStarted(len(wanted), len(wanted) - len(todo), len(todo), _estimate(backend, todo)))
+    outcomes = scheduler.run()
+    if only is not None:
+        outcomes = {i: o for i, o in outcomes.items() if i in only}
+    failed = [o for o in outcomes.values() if not o.ok]
+    if failed:
+        if opts.cancel is not None and opts.cancel.is_set():
+            raise Cancelled(f"cancelled: {len(plan.segments) - len(failed)} of {len(plan.segments)} segments "
+                            f"are in the cache; run again to resume")
+        emit(RenderFinished(None, len(failed)))
+        raise RenderFailed(_failure_summary(plan, outcomes, opts.max_cost), [o.error or "" for o in failed])
+    return outcomes
+
+
+def assemble_film(plan: RenderPlan, board: Storyboard, outcomes: dict[int, SegmentOutcome], output: Path,
+                  part: tuple[int, int] | None, opts: RenderOptions, emit: Callable[[Event], None]) -> dict[str, Any]:
+    """Colour-match and stitch the segments into ``output``; the assembly report."""
     from ..assemble import assemble
 
-    emit = on_event or (lambda e: None)
-    board = resolve_board(board)
-    if draft:
-        board = draft_board(board)
-    plan = make_plan(board)
-    output = Path(output)
-    part, only = partial(plan, scenes, frame_range)
-    if not isinstance(cache, SegmentCache):
-        cache = SegmentCache(cache)
-    if isinstance(backend, str):
-        backend = get_backend(backend, **(backend_options or {}))
-    workdir = Path(tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=cache.root / "tmp"))
-    try:
-        scheduler = Scheduler(plan, board, backend, cache, workdir=workdir, jobs=jobs, max_cost=max_cost,
-                              on_event=emit, cancel=cancel, only=only)
-        cached = scheduler.cached()
-        wanted = [s for s in plan.segments if only is None or s.index in only]
-        todo = [s for s in wanted if not cached[s.index]]
-        emit(RenderStarted(len(wanted), len(wanted) - len(todo), len(todo),
-                           _estimate(backend, todo)))
-        outcomes = scheduler.run()
-        if only is not None:
-            outcomes = {i: o for i, o in outcomes.items() if i in only}
-        cost = round(sum(o.cost_usd for o in outcomes.values()), 6)
-        failed = [o for o in outcomes.values() if not o.ok]
-        if failed:
-            if cancel is not None and cancel.is_set():
-                raise Cancelled(f"cancelled: {len(plan.segments) - len(failed)} of {len(plan.segments)} segments "
-                                f"are in the cache; run again to resume")
-            emit(RenderFinished(None, len(failed)))
-            raise RenderFailed(_failure_summary(plan, outcomes, max_cost), [o.error or "" for o in failed])
-        started = time.monotonic()
-        report = assemble(plan, {i: o.video for i, o in outcomes.items()}, output, board=board,
-                          on_event=emit, cancel=cancel, codec=codec, frames=part, keep_samples=True)
-        report["seconds"] = round(time.monotonic() - started, 3)
-        if otio and part is None:
-            from ..otio import export_timeline, write_otio
+    started = time.monotonic()
+    report = assemble(plan, _videos(outcomes), output, board=board,
+                      on_event=emit, cancel=opts.cancel, codec=opts.codec, frames=part, keep_samples=True)
+    report["seconds"] = round(time.monotonic() - started, 3)
+    return report
 
-            report["otio"] = str(write_otio(export_timeline(plan, board, output.name), output.with_suffix(".otio")))
-        if per_chain and part is None:
-            report["chains"] = _write_chain_media(plan, board, outcomes, output, codec)
-        manifest = write_manifest(manifest_path_for(output), _manifest(board, plan, backend, scheduler, outcomes, report, output, cost))
-        emit(RenderFinished(str(output), 0))
-        return RenderResult(output, manifest, plan, outcomes, cost, report)
+
+def write_timelines(plan: RenderPlan, board: Storyboard, outcomes: dict[int, SegmentOutcome], output: Path,
+                    part: tuple[int, int] | None, opts: RenderOptions) -> dict[str, Any]:
+    """A whole film's OTIO timeline and per-chain files, as asked; what was written, for the report."""
+    written: dict[str, Any] = {}
+    if part is not None:
+        return written
+    if opts.otio:
+        from ..otio import export_timeline, write_otio
+
+        written["otio"] = str(write_otio(export_timeline(plan, board, output.name), output.with_suffix(".otio")))
+    if opts.per_chain:
+        written["chains"] = _write_chain_media(plan, board, outcomes, output, opts.codec)
+    return written
+
+
+def _videos(outcomes: dict[int, SegmentOutcome]) -> dict[int, Path]:
+    """Each finished segment's clip (every outcome here succeeded, so each has one)."""
+    return {i: o.video for i, o in outcomes.items() if o.video is not None}
+
+
+def _ignore(event: Event) -> None:
+    pass
+
+
+@contextlib.contextmanager
+def _workdir(cache: SegmentCache) -> Iterator[Path]:
+    """The run's scratch folder (tail clips), inside the cache so renames stay on one filesystem."""
+    path = Path(tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=cache.root / "tmp"))
+    try:
+        yield path
     finally:
-        backend.close()
-        shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _write_chain_media(plan: RenderPlan, board: Storyboard, outcomes: dict[int, SegmentOutcome],
@@ -138,7 +229,7 @@ def _write_chain_media(plan: RenderPlan, board: Storyboard, outcomes: dict[int, 
     from ..assemble import assemble_chain
     from ..otio import export_per_chain, write_otio
 
-    videos = {i: o.video for i, o in outcomes.items()}
+    videos = _videos(outcomes)
     names = {}
     for chain in plan.chains:
         path = output.with_name(f"{output.stem}.chain{chain.index:02d}{output.suffix}")
@@ -148,14 +239,7 @@ def _write_chain_media(plan: RenderPlan, board: Storyboard, outcomes: dict[int, 
     return {"files": list(names.values()), "otio": str(timeline)}
 
 
-def partial(plan: RenderPlan, scenes: list[str] | None,
-            frame_range: tuple[int, int] | None) -> tuple[tuple[int, int] | None, set[int] | None]:
-    """The film frames a partial render writes and the segments it needs (None, None: everything)."""
-    part = part_range(plan, scenes, frame_range)
-    return part, (frame_range_segments(plan, *part) if part is not None else None)
-
-
-def part_range(plan: RenderPlan, scenes: list[str] | None, frame_range: tuple[int, int] | None) -> tuple[int, int] | None:
+def part_range(plan: RenderPlan, scenes: Sequence[str] | None, frame_range: tuple[int, int] | None) -> tuple[int, int] | None:
     """The film frames [start, end) a partial render writes, or None for the whole film."""
     if not scenes and frame_range is None:
         return None
@@ -169,7 +253,7 @@ def part_range(plan: RenderPlan, scenes: list[str] | None, frame_range: tuple[in
         if frame_range is not None:
             start, end = max(start, frame_range[0]), min(end, frame_range[1])
     else:
-        start, end = frame_range
+        start, end = frame_range or (0, plan.total_frames)  # not None here: checked above
     start, end = max(0, start), min(plan.total_frames, end)
     if end <= start:
         raise ComposerError(f"the range selects no frames of a {plan.total_frames}-frame film")
@@ -219,7 +303,8 @@ def _failure_summary(plan: RenderPlan, outcomes: dict[int, SegmentOutcome], max_
             f"{' and '.join(actions)}, then run the same command again to resume (cached segments are not paid for again)")
 
 
-def _manifest(board, plan, backend, scheduler, outcomes, report, output, cost) -> dict[str, Any]:
+def _manifest(board: Storyboard, plan: RenderPlan, backend: Backend, outcomes: dict[int, SegmentOutcome],
+              report: dict[str, Any], output: Path, cost: float) -> dict[str, Any]:
     seams = {s["segment"]: s for s in report.get("seams", [])}
     transforms = report.get("transforms", {})
     segments = []

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ..atomic import atomic_path
 from ..backends.base import Backend, BackendEvent, GenerateContext, file_url
 from ..errors import BudgetExceeded, Cancelled, ComposerError, MediaError
 from ..planner import PlannedSegment, RenderPlan
@@ -102,9 +103,8 @@ class MediaResolver:
         out = self.cache.media_path(name)
         if not out.exists():
             img = fit_image(load_image(self.board.resolve(source)), self.plan.width, self.plan.height, fit)
-            tmp = out.with_name(f".{name}.{threading.get_ident()}.png")
-            save_image(img, tmp)
-            tmp.replace(out)
+            with atomic_path(out) as tmp:
+                save_image(img, tmp)
         return out
 
 
@@ -315,12 +315,11 @@ class Scheduler:
                     else read_frames(src, start=n - frames, count=frames, pix_fmt="yuv420p"))
             if len(clip) != frames:
                 raise MediaError(f"segment {parent}: expected {frames} tail frames, decoded {len(clip)}")
-            tmp = out.with_name(f".{out.stem}.partial.mp4")
             # ultrafast: on the critical path of every dependent segment, ~3x quicker than veryfast at the
             # same crf 12 quality; bigger (a 1280x720 17-frame preview tail: ~1.0 MB vs ~0.66 MB), still
             # under the 2 MB the fal backend sends inline as a data URI.
-            write_clip(clip, tmp, self.plan.fps, preset="ultrafast", pix_fmt="yuv420p")
-            tmp.replace(out)
+            with atomic_path(out, fsync=False) as tmp:  # the run's own scratch folder: no durability needed
+                write_clip(clip, tmp, self.plan.fps, preset="ultrafast", pix_fmt="yuv420p")
         return out
 
     def _check_output(self, seg: PlannedSegment, path: Path, num_frames: int | None = None) -> None:

@@ -6,12 +6,12 @@ is replaced atomically.
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
+from ..atomic import atomic_write_text
 from ..errors import StoryboardError, Location, Problem
 
 
@@ -38,6 +38,4 @@ def pin_seed(path: Path, scene_id: str, index_in_scene: int, seed: int) -> None:
     text = out.getvalue()
     if text.startswith("%YAML"):
         text = text.split("---\n", 1)[1] if "---\n" in text else text
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, text)

@@ -67,7 +67,6 @@ def loads(text: str, *, name: str = "<string>", base_dir: Path | None = None) ->
     except ValidationError as exc:
         raise StoryboardError(_problems_from(exc, positions, data)) from None
     board.located(name, base_dir or Path.cwd())
-    board._positions = positions  # type: ignore[attr-defined]
     problems = check_storyboard(board, positions.at)
     if problems:
         raise StoryboardError(problems)
