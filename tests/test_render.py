@@ -289,6 +289,15 @@ def _probed_outputs(monkeypatch) -> list[Path]:
         return real(path, *a, **kw)
 
     monkeypatch.setattr(composer.media, "probe", spy)
+    # the spy only sees calls made through the attribute composer.media.probe: fail loudly if the
+    # scheduler stops looking it up there (a module-level or moved import would bypass the spy and
+    # let "no probe happened" pass silently)
+    import inspect
+
+    import composer.rendering.scheduler as scheduler
+
+    assert "probe" not in vars(scheduler), "scheduler binds probe at import: the spy would not see it"
+    assert "from ..media import probe" in inspect.getsource(scheduler), "scheduler no longer imports media.probe"
     return seen
 
 
