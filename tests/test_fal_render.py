@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from composer.media import load_image, probe, read_frames
 from composer.planner import plan
 from composer.rendering import SegmentCache
 from composer.storyboard import load
-from composer.testing.fixtures import fal_emulator_factory  # noqa: F401
+from composer.testing.fixtures import fal_emulator_factory
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "sk-test-7c1e5a0b:9d2f04b6e8a1c3f7"  # the emulator's key: must never appear anywhere
@@ -74,7 +75,7 @@ SMALL_TWO_CHAINS = ONE_CHAIN + """\
 
 
 @pytest.fixture
-def emu(fal_emulator_factory):  # noqa: F811
+def emu(fal_emulator_factory):
     return fal_emulator_factory(canned=True, key=SECRET)
 
 
@@ -216,19 +217,27 @@ def test_sigkill_mid_request_then_resume_pays_nothing_twice(emu, write_board, tm
     cache, out = tmp_path / "cache", tmp_path / "film.mp4"
     emu.hold()  # the first request stays IN_PROGRESS until released
     env = {**os.environ, **emu.env()}
-    proc = subprocess.Popen([sys.executable, "-c", BOOT, *map(str, render_args(board, out, cache, "--jobs", "1"))],
-                            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # the child announces the backend's "submitted" log (emitted after the scheduler journals the id)
+    # on stdout, so the test acts on that event instead of polling the journal; a timer guards a hang
+    child = (BOOT.split("from composer.cli")[0]
+             + "from composer import render; from composer.events import SegmentLog; "
+             "render(sys.argv[1], sys.argv[2], backend='fal', cache=sys.argv[3], jobs=1, otio=False, "
+             "on_event=lambda e: isinstance(e, SegmentLog) and e.kind == 'submitted' and print('submitted', flush=True))")
+    proc = subprocess.Popen([sys.executable, "-c", child, str(board), str(out), str(cache)],
+                            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    guard = threading.Timer(120, proc.kill)
+    guard.start()
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not list((cache / "journal").glob("*.json")):
-            assert proc.poll() is None, proc.stderr.read().decode()
-            time.sleep(0.02)
+        line = proc.stdout.readline()
+        assert line.strip() == "submitted", proc.stderr.read() if proc.poll() is not None else line
         (journal,) = list((cache / "journal").glob("*.json"))
         held = json.loads(journal.read_text())["request_id"]
         assert emu.job(held).state == "IN_PROGRESS"
     finally:
+        guard.cancel()
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
+        proc.stdout.close()
         proc.stderr.close()
     assert emu.submit_count() == 1 and emu.job(held).result_fetches == 0
     emu.release()

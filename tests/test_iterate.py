@@ -115,14 +115,23 @@ def test_watch_rerenders_on_save(write_board, tmp_path):
     out = tmp_path / "w.mp4"
     proc = subprocess.Popen([sys.executable, "-m", "composer", "watch", str(path), "-o", str(out), "--cache-dir",
                              str(tmp_path / "cache"), "--interval", "0.1", "--max-runs", "2"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not out.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert out.exists()
-    time.sleep(0.2)
-    path.write_text(path.read_text().replace('"third"', '"third, at night"'))
-    stdout, stderr = proc.communicate(timeout=120)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    # the watcher's own "wrote" line is the event to edit on; a timer only guards against a hang
+    guard = threading.Timer(240, proc.kill)
+    guard.start()
+    try:
+        first = []
+        for line in proc.stdout:
+            first.append(line)
+            if line.startswith("wrote "):
+                break
+        assert out.exists(), "".join(first)
+        path.write_text(path.read_text().replace('"third"', '"third, at night"'))
+        rest, stderr = proc.communicate()
+    finally:
+        guard.cancel()
+    stdout = "".join(first) + rest
     assert proc.returncode == 0, stderr
     changes = [line for line in stdout.splitlines() if "change:" in line]
     assert len(changes) == 2

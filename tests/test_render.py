@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -169,7 +170,7 @@ def test_crossfade_blends_both_chains(write_board, tmp_path, cache):
     a_last = p.segments[p.chains[0].segments[-1]]
     fa = chain_a[36 - a_last.output_start_frame].astype(np.float32)
     fb = chain_b[36 - seg_b.output_start_frame].astype(np.float32)
-    mix = ((fa * (1 - 6.5 / 12) + fb * 6.5 / 12)).astype(np.uint8)
+    mix = (fa * (1 - 6.5 / 12) + fb * 6.5 / 12).astype(np.uint8)
     assert frame_delta_e(frames[36], mix) < frame_delta_e(frames[36], fa.astype(np.uint8))
     assert frame_delta_e(frames[36], mix) < frame_delta_e(frames[36], fb.astype(np.uint8))
     assert frame_delta_e(frames[36], mix) < 3.0
@@ -215,12 +216,28 @@ def test_sigkill_mid_render_resumes_without_regenerating(write_board, tmp_path):
     env = {**os.environ, "COMPOSER_PREVIEW_DELAY": "0.6"}
     cmd = [sys.executable, "-m", "composer", "render", str(path), "-o", str(tmp_path / "f.mp4"),
            "--cache-dir", str(cache_dir), "--jobs", "1", "--quiet"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(list(cache_dir.glob("segments/*/*/meta.json"))) < 2:
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    # the killed run reports each finished segment on stdout (its on_event), so the kill follows the
+    # second SegmentDone rather than a polling loop; a timer only guards against a hang
+    child = ("import sys; from composer import render; from composer.events import SegmentDone; "
+             "render(sys.argv[1], sys.argv[2], cache=sys.argv[3], jobs=1, otio=False, on_event=lambda e: "
+             "isinstance(e, SegmentDone) and print('done', flush=True))")
+    proc = subprocess.Popen([sys.executable, "-c", child, str(path), str(tmp_path / "f.mp4"), str(cache_dir)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    guard = threading.Timer(120, proc.kill)
+    guard.start()
+    try:
+        done = 0
+        for line in proc.stdout:
+            done += line.strip() == "done"
+            if done == 2:
+                break
+        assert done == 2, proc.stderr.read()
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        guard.cancel()
+        proc.stdout.close()
+        proc.stderr.close()
     done_before = {p.parent.name for p in cache_dir.glob("segments/*/*/meta.json")}
     total = plan(load(path)).requests
     assert 2 <= len(done_before) < total
@@ -236,7 +253,8 @@ def test_sigkill_mid_render_resumes_without_regenerating(write_board, tmp_path):
 def test_overlap_longer_than_new_frames_still_matches_colour(write_board, tmp_path, cache):
     # 17-frame segments carrying 9 frames show only 8 of their own: the next seam's
     # reference then includes a frame of the segment's own (re-generated) head
-    board = HEAD.replace("{frames: 33, overlap: 9}", "{frames: 17, overlap: 9}") + "scenes:\n  - {id: a, duration: 4s, prompt: x}\n"
+    board = (HEAD.replace("{frames: 33, overlap: 9}", "{frames: 17, overlap: 9}")
+             + "scenes:\n  - {id: a, duration: 4s, prompt: x}\n")
     path = write_board(board)
     result = render(path, tmp_path / "f.mp4", cache=cache, backend_options={"drift": 1.0})
     assert result.plan.requests >= 4
@@ -271,6 +289,15 @@ def _probed_outputs(monkeypatch) -> list[Path]:
         return real(path, *a, **kw)
 
     monkeypatch.setattr(composer.media, "probe", spy)
+    # the spy only sees calls made through the attribute composer.media.probe: fail loudly if the
+    # scheduler stops looking it up there (a module-level or moved import would bypass the spy and
+    # let "no probe happened" pass silently)
+    import inspect
+
+    import composer.rendering.scheduler as scheduler
+
+    assert "probe" not in vars(scheduler), "scheduler binds probe at import: the spy would not see it"
+    assert "from ..media import probe" in inspect.getsource(scheduler), "scheduler no longer imports media.probe"
     return seen
 
 
@@ -320,7 +347,7 @@ def test_tail_clip_is_quick_to_encode_and_faithful(write_board, tmp_path, cache,
     monkeypatch.setattr(composer.media, "write_clip", spy)
     render(write_board(board_text(ONE_CHAIN)), tmp_path / "a.mp4", cache=cache)
     assert written
-    for frames, path, kw, back in written:
+    for frames, _path, kw, back in written:
         assert kw.get("preset") == "ultrafast" and kw.get("crf", 12) <= 12
         assert len(back) == len(frames) == 9
         assert max(np.abs(a.astype(int) - b.astype(int)).mean() for a, b in zip(frames, back)) < 1.5
