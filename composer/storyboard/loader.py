@@ -2,24 +2,32 @@
 
 Every problem is reported as ``file:line:col: message``, all of them at once where
 possible: pydantic's errors are mapped back to the YAML nodes they came from.
+Hostile input is bounded before it costs anything: file size, nesting depth and
+alias expansion are limited while the YAML is composed (``storyboard.limits``).
 """
 from __future__ import annotations
 
 import difflib
 import io
+import stat
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin
+from typing import Any, get_args
 
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.composer import Composer
 from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.events import AliasEvent
+from ruamel.yaml.nodes import MappingNode, SequenceNode
+from ruamel.yaml.reader import ReaderError
 
 from ..errors import Location, Problem, StoryboardError
 from .checks import check_storyboard
+from .limits import Limits
 from .models import Storyboard
 
-Loc = tuple[Union[str, int], ...]
+Loc = tuple[str | int, ...]
 
 # Where a user should set what the planner owns instead of `params`.
 _OWNED_HINT = {
@@ -34,52 +42,193 @@ _OWNED_HINT = {
 }
 
 
-def load(source: Union[str, Path], *, text: str | None = None) -> Storyboard:
+def load(source: str | Path, *, text: str | None = None, limits: Limits | None = None) -> Storyboard:
     """Load a storyboard from a path (or from ``text``, naming it ``source``).
 
-    A string that contains a newline is taken as the YAML text itself.
+    A string that contains a newline is taken as the YAML text itself. ``limits``
+    defaults to ``Limits.from_env()``.
     """
+    limits = limits or Limits.from_env()
     if text is None and isinstance(source, str) and "\n" in source:
         text, source = source, "<string>"
     name = str(source)
     if text is None:
         path = Path(source)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise StoryboardError([Problem(Location(name, 1, 1), "file not found")]) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise StoryboardError([Problem(Location(name, 1, 1), f"cannot read: {exc}")]) from None
+        text = _read_board(path, name, limits)
         base_dir = path.resolve().parent
     else:
         base_dir = Path(source).resolve().parent if name != "<string>" else Path.cwd()
-    return loads(text, name=name, base_dir=base_dir)
+    return loads(text, name=name, base_dir=base_dir, limits=limits)
 
 
-def loads(text: str, *, name: str = "<string>", base_dir: Path | None = None) -> Storyboard:
+def _fail(name: str, line: int, col: int, message: str) -> StoryboardError:
+    return StoryboardError([Problem(Location(name, line, col), message)])
+
+
+def _read_board(path: Path, name: str, limits: Limits) -> str:
+    """The file's text; stat first so a FIFO or device is refused, never opened."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise _fail(name, 1, 1, "file not found") from None
+    except OSError as exc:
+        raise _fail(name, 1, 1, f"cannot read: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise _fail(name, 1, 1, "is a directory, not a storyboard file")
+    if not stat.S_ISREG(st.st_mode):
+        raise _fail(name, 1, 1, "is not a regular file (a pipe or device cannot be a storyboard)")
+    if st.st_size > limits.max_bytes:
+        raise _fail(name, 1, 1, f"file is {st.st_size} bytes; storyboards are limited to {limits.max_bytes} "
+                                "(set COMPOSER_MAX_BOARD_BYTES to allow more)")
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(limits.max_bytes + 1)
+    except OSError as exc:
+        raise _fail(name, 1, 1, f"cannot read: {exc.strerror or exc}") from None
+    if len(data) > limits.max_bytes:  # grew since the stat
+        raise _fail(name, 1, 1, f"file is over {limits.max_bytes} bytes (set COMPOSER_MAX_BOARD_BYTES to allow more)")
+    return _decode(data, name)
+
+
+def _decode(data: bytes, name: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line_start = data.rfind(b"\n", 0, exc.start) + 1
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = len(data[line_start:exc.start].decode("utf-8", "replace")) + 1
+        raise _fail(name, line, col, f"not UTF-8 text: byte 0x{data[exc.start]:02x} at offset {exc.start} "
+                                     "(save the file as UTF-8)") from None
+
+
+def loads(text: str, *, name: str = "<string>", base_dir: Path | None = None, limits: Limits | None = None) -> Storyboard:
     """Parse and validate storyboard YAML text."""
-    data = _parse_yaml(text, name)
+    limits = limits or Limits.from_env()
+    if not isinstance(text, str):
+        raise TypeError(f"loads() takes the YAML text as str, not {type(text).__name__}")
+    if len(text) > limits.max_bytes and len(text.encode("utf-8", "surrogatepass")) > limits.max_bytes:
+        raise _fail(name, 1, 1, f"storyboard text is over {limits.max_bytes} bytes "
+                                "(set COMPOSER_MAX_BOARD_BYTES to allow more)")
+    data = _parse_yaml(text, name, limits)
     if not isinstance(data, CommentedMap):
         raise StoryboardError([Problem(Location(name, 1, 1), "a storyboard must be a mapping with 'scenes'")])
     positions = _Positions(name, data)
+    nulls = _null_params(data, positions)
+    if nulls:
+        raise StoryboardError(nulls)
     try:
         board = Storyboard.model_validate(_plain(data))
     except ValidationError as exc:
         raise StoryboardError(_problems_from(exc, positions, data)) from None
     board.located(name, base_dir or Path.cwd())
     board._positions = positions  # type: ignore[attr-defined]
-    problems = check_storyboard(board, positions.at)
+    problems = check_storyboard(board, positions.at, limits=limits)
     if problems:
         raise StoryboardError(problems)
     return board
 
 
-def _parse_yaml(text: str, name: str) -> Any:
+def _null_params(data: CommentedMap, positions: _Positions) -> list[Problem]:
+    """``params: {x: null}`` would reach the endpoint's own validators as None: say what null means here."""
+    places: list[Loc] = [("defaults", "params")]
+    scenes = data.get("scenes")
+    if isinstance(scenes, list):
+        places += [("scenes", i, "params") for i in range(len(scenes))]
+    problems = []
+    for loc in places:
+        node: Any = data
+        for part in loc:
+            node = node.get(part) if isinstance(node, dict) else (node[part] if isinstance(node, list) else None)
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if value is None and isinstance(key, str):
+                    what = f"{_path_text((*loc, key))} is null: leave the key out to use the endpoint's default"
+                    problems.append(Problem(positions.at((*loc, key)), what))
+    return problems
+
+
+class _Refused(Exception):
+    """A YAML shape refused while composing, with where it is."""
+
+    def __init__(self, mark: Any, message: str):
+        super().__init__(message)
+        self.mark = mark
+        self.message = message
+
+
+_NOT_TEXT_KEYS = {
+    "tag:yaml.org,2002:null": "null",
+    "tag:yaml.org,2002:bool": "a true/false value",
+    "tag:yaml.org,2002:float": "a number with a fraction",
+}
+
+
+def _limited_composer(limits: Limits) -> type[Composer]:
+    """ruamel's composer, counting as it goes: depth, values after alias expansion, and keys."""
+
+    class LimitedComposer(Composer):
+        def __init__(self, loader: Any = None) -> None:
+            super().__init__(loader)
+            self._sizes: dict[int, int] = {}
+            self._total = 0
+            self._depth = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            event = self.parser.peek_event()
+            is_alias = isinstance(event, AliasEvent)
+            if not is_alias:
+                self._depth += 1
+                if self._depth > limits.max_depth:
+                    raise _Refused(event.start_mark, f"values nest more than {limits.max_depth} levels deep "
+                                                     "(set COMPOSER_MAX_YAML_DEPTH to allow more)")
+            node = super().compose_node(parent, index)
+            if is_alias:
+                self._add(self._sizes.get(id(node), 1), event.start_mark, alias=True)
+                return node
+            self._depth -= 1
+            if isinstance(node, MappingNode):
+                self._check_keys(node)
+                size = 1 + sum(self._sizes.get(id(k), 1) + self._sizes.get(id(v), 1) for k, v in node.value)
+            elif isinstance(node, SequenceNode):
+                size = 1 + sum(self._sizes.get(id(v), 1) for v in node.value)
+            else:
+                size = 1
+            self._sizes[id(node)] = size
+            self._add(1, event.start_mark, alias=False)
+            return node
+
+        def _add(self, n: int, mark: Any, *, alias: bool) -> None:
+            self._total += n
+            if self._total > limits.max_nodes:
+                why = "this alias expands the document" if alias else "the document holds"
+                raise _Refused(mark, f"{why} to more than {limits.max_nodes} values "
+                                     "(set COMPOSER_MAX_YAML_NODES to allow more)")
+
+        def _check_keys(self, node: MappingNode) -> None:
+            for key, _ in node.value:
+                tag = str(key.tag) if key.tag is not None else ""
+                if tag == "tag:yaml.org,2002:merge":
+                    raise _Refused(key.start_mark, "merge keys ('<<') are not supported: write the keys out")
+                if isinstance(key, (MappingNode, SequenceNode)):
+                    raise _Refused(key.start_mark, "a key must be text, not a list or mapping")
+                if tag in _NOT_TEXT_KEYS:
+                    shown = key.value or "null"
+                    kind = "" if tag.endswith(":null") else f" ({_NOT_TEXT_KEYS[tag]})"
+                    raise _Refused(key.start_mark, f"key {shown} is not a string{kind}; quote it ('{shown}') if it is meant as text")
+
+    return LimitedComposer
+
+
+def _parse_yaml(text: str, name: str, limits: Limits) -> Any:
     yaml = YAML(typ="rt")
     yaml.version = (1, 2)
     yaml.allow_duplicate_keys = False
+    yaml.Composer = _limited_composer(limits)
     try:
         return yaml.load(io.StringIO(text))
+    except _Refused as exc:
+        line, col = (exc.mark.line + 1, exc.mark.column + 1) if exc.mark else (1, 1)
+        raise _fail(name, line, col, exc.message) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -87,8 +236,21 @@ def _parse_yaml(text: str, name: str) -> Any:
         if "duplicate key" in str(exc):
             what = "duplicate key " + str(exc).split("duplicate key", 1)[1].split("\n", 1)[0].strip()
         raise StoryboardError([Problem(Location(name, line, col), f"YAML syntax error: {what}")]) from None
-    except Exception as exc:  # ruamel raises a few unmarked errors too
+    except ReaderError as exc:
+        line, col = _line_col(text, exc.position if isinstance(exc.position, int) else 0)
+        char = exc.character
+        what = f"character U+{char:04X} is not allowed in YAML" if isinstance(char, int) else str(exc.reason)
+        raise _fail(name, line, col, f"{what} (control characters cannot appear in a storyboard)") from None
+    except RecursionError:
+        raise _fail(name, 1, 1, "values nest too deeply") from None
+    except Exception as exc:  # noqa: BLE001 - ruamel raises a few unmarked errors too
         raise StoryboardError([Problem(Location(name, 1, 1), f"YAML error: {exc}")]) from None
+
+
+def _line_col(text: str, index: int) -> tuple[int, int]:
+    index = max(0, min(index, len(text)))
+    line = text.count("\n", 0, index) + 1
+    return line, index - (text.rfind("\n", 0, index) + 1) + 1
 
 
 def _plain(node: Any) -> Any:
@@ -234,7 +396,8 @@ def _problems_from(exc: ValidationError, positions: _Positions, data: Any) -> li
         raw = tuple(err["loc"])
         loc = _clean_loc(raw)
         if err["type"] == "literal_error" and loc and loc[-1] == "transition":
-            err = {**err, "type": "value_error", "msg": f"must be 'cut', 'continue' or {{crossfade: <time>}} (got {err.get('input')!r})", "ctx": {}}
+            msg = f"must be 'cut', 'continue' or {{crossfade: <time>}} (got {err.get('input')!r})"
+            err = {**err, "type": "value_error", "msg": msg, "ctx": {}}
         # A union reports one error per member; keep the most specific per place.
         if loc in seen and raw != loc:
             continue
@@ -246,7 +409,7 @@ def _problems_from(exc: ValidationError, positions: _Positions, data: Any) -> li
         label, rest = _context(loc, data)
         msg = _message(err, loc)
         field = str(loc[-1]) if loc else ""
-        if rest and field and (msg.startswith(field + " ") or msg.startswith(field + ":")):
+        if rest and field and (msg.startswith((field + " ", field + ":"))):
             msg = _path_text(rest) + msg[len(field):]
         elif rest[:-1]:
             msg = f"{_path_text(rest[:-1])}: {msg}"
