@@ -16,6 +16,8 @@ from .errors import TimecodeError
 
 _UNIT = re.compile(r"^\s*(?P<num>[+-]?\d+(?:\.\d+)?)\s*(?P<unit>ms|s|m|h|f)?\s*$")
 _CLOCK = re.compile(r"^\s*(?:(?P<h>\d+):)?(?P<m>\d{1,2}):(?P<s>\d{1,2}(?:\.\d+)?)\s*$")
+# What the two forms above accept, as one JSON Schema pattern (a little looser: it is for editors).
+JSON_PATTERN = (r"^\s*([+-]?\d+(\.\d+)?\s*(ms|s|m|h|f)?|(\d+:)?\d{1,2}:\d{1,2}(\.\d+)?)\s*$")
 _SCALE = {"ms": Fraction(1, 1000), "s": Fraction(1), "m": Fraction(60), "h": Fraction(3600)}
 
 

@@ -117,7 +117,9 @@ def loads(text: str, *, name: str = "<string>", base_dir: Path | None = None, li
     if nulls:
         raise StoryboardError(nulls)
     try:
-        board = Storyboard.model_validate(_plain(data))
+        # Strict: YAML 1.2 already types values, so "24" or yes is the user's text, not a number or a
+        # bool; this keeps the loader and the JSON Schema (which cannot coerce) in agreement.
+        board = Storyboard.model_validate(_plain(data), strict=True)
     except ValidationError as exc:
         raise StoryboardError(_problems_from(exc, positions, data)) from None
     board.located(name, base_dir or Path.cwd())
@@ -138,7 +140,7 @@ def _null_params(data: CommentedMap, positions: _Positions) -> list[Problem]:
     for loc in places:
         node: Any = data
         for part in loc:
-            node = node.get(part) if isinstance(node, dict) else (node[part] if isinstance(node, list) else None)
+            node = _child(node, part)
         if isinstance(node, dict):
             for key, value in node.items():
                 if value is None and isinstance(key, str):
@@ -256,7 +258,8 @@ def _line_col(text: str, index: int) -> tuple[int, int]:
 def _plain(node: Any) -> Any:
     """ruamel's commented containers as plain dicts/lists (pydantic wants those)."""
     if isinstance(node, dict):
-        return {str(k): _plain(v) for k, v in node.items()}
+        # int keys stay ints (scene seeds are keyed by segment number); the composer refused other non-text keys
+        return {(k if isinstance(k, int) and not isinstance(k, bool) else str(k)): _plain(v) for k, v in node.items()}
     if isinstance(node, list):
         return [_plain(v) for v in node]
     return node
@@ -271,7 +274,7 @@ class _Positions:
 
     def at(self, loc: Loc, *, key: bool = False) -> Location:
         node: Any = self.root
-        line, col = 0, 0
+        line, col = (node.lc.line, node.lc.col) if node.lc.line is not None else (0, 0)
         for i, part in enumerate(loc):
             last = i == len(loc) - 1
             if isinstance(node, CommentedMap) and part in node:
@@ -287,9 +290,39 @@ class _Positions:
         return Location(self.name, line + 1, col + 1)
 
 
-def _clean_loc(loc: Loc) -> Loc:
-    # pydantic adds union member tags ("Crossfade", "literal['cut','continue']") to locs
-    return tuple(p for p in loc if isinstance(p, int) or ("[" not in p and not p[:1].isupper()))
+_MISSING = object()
+
+
+def _child(node: Any, part: str | int) -> Any:
+    if isinstance(node, dict):
+        return node.get(part, _MISSING if part not in node else None)
+    if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        return node[part]
+    return _MISSING
+
+
+def _clean_loc(loc: Loc, data: Any = _MISSING) -> Loc:
+    """pydantic's loc without the union member tags it adds ("Crossfade", "literal['cut','continue']").
+
+    With ``data``, a part is kept when the document has it there (so a user's key
+    "Scenes" is not mistaken for a tag); the last part may be a missing key.
+    """
+    if data is _MISSING:
+        return tuple(p for p in loc if isinstance(p, int) or ("[" not in p and not p[:1].isupper()))
+    out: list[str | int] = []
+    node = data
+    for i, part in enumerate(loc):
+        child = _child(node, part)
+        if child is not _MISSING:
+            out.append(part)
+            node = child
+        elif i == len(loc) - 1 and isinstance(part, str) and "[" not in part and not part[:1].isupper():
+            out.append(part)  # a missing key, named by its field
+        elif isinstance(part, str) and ("[" in part or part[:1].isupper()):
+            continue
+        else:
+            out.append(part)
+    return tuple(out)
 
 
 def _context(loc: Loc, data: Any) -> tuple[str, Loc]:
@@ -392,9 +425,10 @@ def _message(err: dict[str, Any], loc: Loc) -> str:
 def _problems_from(exc: ValidationError, positions: _Positions, data: Any) -> list[Problem]:
     problems: list[Problem] = []
     seen: dict[Loc, int] = {}
+    plain = _plain(data)
     for err in exc.errors(include_url=False):
         raw = tuple(err["loc"])
-        loc = _clean_loc(raw)
+        loc = _clean_loc(raw, plain)
         if err["type"] == "literal_error" and loc and loc[-1] == "transition":
             msg = f"must be 'cut', 'continue' or {{crossfade: <time>}} (got {err.get('input')!r})"
             err = {**err, "type": "value_error", "msg": msg, "ctx": {}}
