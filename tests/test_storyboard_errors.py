@@ -62,7 +62,8 @@ CASES = [
     (GOOD_HEAD + "  - {id: a, duration: 1s, prompt: x}\nnull: 7\n", 5, "key null is not a string"),
     (GOOD_HEAD + "  - {id: a, duration: 1s, prompt: x}\n<<: {a: 1}\n", 5, "merge keys ('<<') are not supported"),
     (GOOD_HEAD + "  - {id: a, duration: 1s, prompt: x}\nScenes: 1\n", 5, "unknown key 'Scenes' (did you mean 'scenes'?)"),
-    ("version: 1\noutput: {fps: '24'}\nscenes:\n  - {id: a, duration: 1s, prompt: x}\n", 2, "fps must be a whole number (got '24')"),
+    ("version: 1\noutput: {fps: '24'}\nscenes:\n  - {id: a, duration: 1s, prompt: x}\n", 2,
+     "fps must be a whole number (got '24')"),
 ]
 
 

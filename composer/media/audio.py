@@ -144,8 +144,9 @@ def mux_audio(
         raise ValueError("offset_s, start_s, volume and fades must be >= 0")
     if out_path.resolve() in (video_path.resolve(), audio_path.resolve()):
         raise MediaError(f"{out_path}: output must differ from the inputs")
-    if not audio_path.is_file():
-        raise MediaError(f"{audio_path}: no such audio file")
+    problem = file_problem(audio_path)
+    if problem:
+        raise MediaError(f"{audio_path}: {'no such audio file' if problem == 'not found' else problem}")
     if not _has_audio_stream(audio_path):
         raise MediaError(f"{audio_path}: no audio stream")
     if duration_s is None:

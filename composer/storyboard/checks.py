@@ -119,6 +119,8 @@ def _image_problem(board: Storyboard, image: str) -> str | None:
         return f"image {where} {problem}" if problem.startswith("is ") else f"image {where}: {problem}"
     try:
         _image_header_cached(str(path), *_stamp(path))
+    except OSError as exc:  # gone or changed since the stat above
+        return f"image {where}: cannot be read ({exc.strerror or exc})"
     except MediaError as exc:
         return f"image {where}: {str(exc).removeprefix(str(path) + ': ')}"
     return None
@@ -134,6 +136,8 @@ def _audio_problem(board: Storyboard, file: str) -> str | None:
         return f"audio file {where} {problem}" if problem.startswith("is ") else f"audio file {where}: {problem}"
     try:
         _audio_cached(str(path), *_stamp(path))
+    except OSError as exc:  # gone or changed since the stat above
+        return f"audio file {where}: cannot be read ({exc.strerror or exc})"
     except MediaError as exc:
         return f"audio file {where}: {str(exc).removeprefix(str(path) + ': ')}"
     return None

@@ -6,7 +6,7 @@ a session) or by passing ``Limits`` to ``load``/``loads`` (for a program).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from fractions import Fraction
 
 from ..errors import SettingError
@@ -52,6 +52,3 @@ class Limits:
             except ValueError as exc:
                 raise SettingError(f"{var}={text!r} is not usable: {exc}") from None
         return cls(**values)  # type: ignore[arg-type]
-
-    def describe(self) -> dict[str, str]:
-        return {f.name: str(getattr(self, f.name)) for f in fields(self)}

@@ -216,7 +216,8 @@ def _limited_composer(limits: Limits) -> type[Composer]:
                 if tag in _NOT_TEXT_KEYS:
                     shown = key.value or "null"
                     kind = "" if tag.endswith(":null") else f" ({_NOT_TEXT_KEYS[tag]})"
-                    raise _Refused(key.start_mark, f"key {shown} is not a string{kind}; quote it ('{shown}') if it is meant as text")
+                    raise _Refused(key.start_mark,
+                                   f"key {shown} is not a string{kind}; quote it ('{shown}') if it is meant as text")
 
     return LimitedComposer
 
