@@ -228,6 +228,8 @@ STRUCTURE_CASES = [
     (HEAD + "scenes:\n  - {id: a, duration: 1:5, prompt: x}\n", 4, 23, "did you mean '1:05' or '1.5s'?"),
     (HEAD + "Scenes: 1\n" + SCENE, 3, 1, "unknown key 'Scenes'"),
     ("# a comment\n\nversion: 1\n", 3, 1, "missing required key 'scenes'"),
+    (HEAD + 'title: "a \\ud800"\n' + SCENE, 3, 8, "lone surrogate"),
+    (keyframe_board("~nosuchuser/a.png"), 8, 25, "cannot expand '~'"),
 ]
 
 
@@ -235,9 +237,15 @@ STRUCTURE_CASES = [
 def test_structure_problem_is_located(text, line, col, fragment):
     with pytest.raises(StoryboardError) as info:
         loads(text, name="b.yaml")
+    str(info.value).encode("utf-8")  # printable, whatever the board held
     p = info.value.problems[0]
     assert fragment in p.message, str(p)
     assert (p.location.line, p.location.col) == (line, col), str(p)
+
+
+def test_json_surrogate_pairs_are_joined():
+    board = loads(HEAD + 'title: "clap \\ud83c\\udfac"\n' + SCENE)
+    assert board.title == "clap 🎬"
 
 
 def test_non_utf8_byte_is_located_by_offset(tmp_path):

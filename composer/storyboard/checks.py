@@ -109,8 +109,18 @@ def _shown(text: str) -> str:
     return text if len(text) <= 80 else f"{text[:40]}…{text[-20:]} ({len(text)} characters)"
 
 
+def _resolve(board: Storyboard, relative: str) -> Path | str:
+    """The path, or why it has none ("~nosuchuser/x.png" cannot be expanded)."""
+    try:
+        return board.resolve(relative)
+    except RuntimeError as exc:
+        return f"cannot expand '~' ({exc})"
+
+
 def _image_problem(board: Storyboard, image: str) -> str | None:
-    path = board.resolve(image)
+    path = _resolve(board, image)
+    if isinstance(path, str):
+        return f"image {_shown(image)}: {path}"
     where = _shown(image)
     problem = file_problem(path)
     if problem == "not found":
@@ -127,7 +137,9 @@ def _image_problem(board: Storyboard, image: str) -> str | None:
 
 
 def _audio_problem(board: Storyboard, file: str) -> str | None:
-    path = board.resolve(file)
+    path = _resolve(board, file)
+    if isinstance(path, str):
+        return f"audio file {_shown(file)}: {path}"
     where = _shown(file)
     problem = file_problem(path)
     if problem == "not found":

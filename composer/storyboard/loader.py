@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import io
+import re
 import stat
 from pathlib import Path
 from typing import Any, get_args
@@ -103,6 +104,20 @@ def _decode(data: bytes, name: str) -> str:
 
 def loads(text: str, *, name: str = "<string>", base_dir: Path | None = None, limits: Limits | None = None) -> Storyboard:
     """Parse and validate storyboard YAML text."""
+    try:
+        return _loads(text, name=name, base_dir=base_dir, limits=limits)
+    except StoryboardError as exc:
+        if all(_printable(p.message) == p.message for p in exc.problems):
+            raise
+        # A message quoting a lone surrogate ("\ud800" in the YAML) could not even be printed.
+        raise StoryboardError([Problem(p.location, _printable(p.message)) for p in exc.problems]) from None
+
+
+def _printable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _loads(text: str, *, name: str, base_dir: Path | None, limits: Limits | None) -> Storyboard:
     limits = limits or Limits.from_env()
     if not isinstance(text, str):
         raise TypeError(f"loads() takes the YAML text as str, not {type(text).__name__}")
@@ -158,6 +173,7 @@ class _Refused(Exception):
         self.message = message
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _NOT_TEXT_KEYS = {
     "tag:yaml.org,2002:null": "null",
     "tag:yaml.org,2002:bool": "a true/false value",
@@ -195,6 +211,13 @@ def _limited_composer(limits: Limits) -> type[Composer]:
                 size = 1 + sum(self._sizes.get(id(v), 1) for v in node.value)
             else:
                 size = 1
+                if isinstance(node.value, str) and _SURROGATE.search(node.value):
+                    # JSON writes 🎬 as "\ud83c\udfac": join such pairs; a lone half is no character at all
+                    joined = node.value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+                    if _SURROGATE.search(joined) or "\ufffd" in joined.replace("\ufffd", "", node.value.count("\ufffd")):
+                        raise _Refused(node.start_mark, "text holds a lone surrogate (an escape such as \\ud800): "
+                                                        "that is no character")
+                    node.value = joined
             self._sizes[id(node)] = size
             self._add(1, event.start_mark, alias=False)
             return node

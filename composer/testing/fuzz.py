@@ -29,7 +29,8 @@ PROMPTS: list[Any] = ["a harbour at dawn", "walk", "", "x" * 3000, None, "ünïc
 IDS: list[Any] = ["a", "b", "dock", "x y", "", "a" * 300, "ünï", 5, None, "a.b-c_d", "-a"]
 IMAGES: list[Any] = [
     "images/boat.png", "images/forest.png", "images/city_night.png", "images/missing.png", "", "/dev/zero",
-    "images", "a" * 3000 + ".png", "../README.md", "audio/harbour.wav", None, 3,
+    "images", "a" * 3000 + ".png", "../README.md", "audio/harbour.wav", None, 3, "~nosuchuser/a.png", "\ud800.png",
+    "a\x00b.png", "images/", "~",
 ]
 AUDIO: list[Any] = ["audio/harbour.wav", "audio/nope.wav", "images/boat.png", "audio", "/dev/zero", "", None, 5]
 NUMBERS: list[Any] = [0, 1, 0.5, -1, 2, 1.5, 100, 2**32, "1", None, True, 1e309, float("nan"), "x", [], {}]
@@ -58,7 +59,7 @@ HOSTILE_LINES = [
 TOKENS = [
     "null", "~", "-1", "1e309", ".nan", ".inf", "[]", "{}", "''", '"\\x00"', "&x 1", "*x", "1:5", "100h",
     "yes", "0x1F", "0o17", "2001-01-01", "!!int 3", "a" * 500, "'" + "b" * 5000 + "'", "{crossfade: 1:5}",
-    "[*a, *a]", "\x01", "🎬", "\u202e", "\\", "#", ":", "- ", "? ",
+    "[*a, *a]", "\x01", "🎬", "\u202e", "\\", "#", ":", "- ", "? ", '"\\ud800"', '"~nosuchuser/x"', '"\\0"',
 ]
 
 
@@ -295,6 +296,10 @@ def run_one(data: str | bytes, *, base_dir: Path | None = None, touched_line: in
         composer.plan(board)
     except StoryboardError as exc:
         seconds = time.perf_counter() - t0
+        try:
+            str(exc).encode("utf-8")  # what the CLI prints must be printable
+        except UnicodeEncodeError as bad:
+            return Outcome("uncaught", f"unprintable message: {bad}", seconds)
         first = exc.problems[0] if exc.problems else None
         if first is None:
             return Outcome("at_1_1", "(no problems listed)", seconds, False)
