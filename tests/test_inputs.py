@@ -230,6 +230,7 @@ STRUCTURE_CASES = [
     ("# a comment\n\nversion: 1\n", 3, 1, "missing required key 'scenes'"),
     (HEAD + 'title: "a \\ud800"\n' + SCENE, 3, 8, "lone surrogate"),
     (keyframe_board("~nosuchuser/a.png"), 8, 25, "cannot expand '~'"),
+    ("version: 1\noutput: {!!int 3fps: 24}\n" + SCENE, 2, 10, "YAML tag '!!int' is not used in storyboards"),
 ]
 
 

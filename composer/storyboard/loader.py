@@ -121,7 +121,9 @@ def _loads(text: str, *, name: str, base_dir: Path | None, limits: Limits | None
     limits = limits or Limits.from_env()
     if not isinstance(text, str):
         raise TypeError(f"loads() takes the YAML text as str, not {type(text).__name__}")
-    if len(text) > limits.max_bytes and len(text.encode("utf-8", "surrogatepass")) > limits.max_bytes:
+    too_long = len(text) > limits.max_bytes or (  # a character is 1 to 4 bytes: encode only when it can matter
+        len(text) * 4 > limits.max_bytes and len(text.encode("utf-8", "surrogatepass")) > limits.max_bytes)
+    if too_long:
         raise _fail(name, 1, 1, f"storyboard text is over {limits.max_bytes} bytes "
                                 "(set COMPOSER_MAX_BOARD_BYTES to allow more)")
     data = _parse_yaml(text, name, limits)
@@ -173,6 +175,10 @@ class _Refused(Exception):
         self.message = message
 
 
+def _short_tag(tag: str) -> str:
+    return "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:yaml.org,2002:") else tag
+
+
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _NOT_TEXT_KEYS = {
     "tag:yaml.org,2002:null": "null",
@@ -194,6 +200,11 @@ def _limited_composer(limits: Limits) -> type[Composer]:
         def compose_node(self, parent: Any, index: Any) -> Any:
             event = self.parser.peek_event()
             is_alias = isinstance(event, AliasEvent)
+            tag = None if is_alias else getattr(event, "ctag", None)
+            if tag is not None and str(tag) not in ("!", "tag:yaml.org,2002:str"):
+                # ruamel would construct `!!int 3fps` (or `!custom x`) with an unmarked error, or an object
+                raise _Refused(event.start_mark, f"YAML tag '{_short_tag(str(tag))}' is not used in storyboards: "
+                                                 "write the plain value")
             if not is_alias:
                 self._depth += 1
                 if self._depth > limits.max_depth:

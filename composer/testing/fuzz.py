@@ -317,7 +317,11 @@ def run_one(data: str | bytes, *, base_dir: Path | None = None, touched_line: in
 def _cause_at_start(data: str | bytes, message: str, touched_line: int) -> bool:
     if touched_line == 1 or message.startswith(_WHOLE_FILE) or "must be a mapping" in message:
         return True
+    if message.startswith("not UTF-8 text:"):
+        return " at offset 0 " in message
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    if message.startswith("character U+"):
+        return text[:1] == chr(int(message[len("character U+"):].split()[0], 16))
     first = text.lstrip("\ufeff").split("\n", 1)[0]
     key = first.split(":", 1)[0].strip().strip("{").strip("\"'")
     return bool(key) and (f"'{key}'" in message or message.startswith(key) or f" {key} " in message)
