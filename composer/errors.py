@@ -53,6 +53,12 @@ class TimecodeError(ComposerError, ValueError):
     exit_code = 2
 
 
+class SettingError(ComposerError):
+    """An environment variable or option of composer's own that does not parse."""
+
+    exit_code = 2
+
+
 class PlanError(ComposerError):
     """A storyboard that is valid on its own but cannot be planned."""
 

@@ -21,6 +21,9 @@ from .storyboard.models import Scene, Storyboard, params_dict
 PLAN_VERSION = 1
 _ALIGN = 4  # a prompt change within this many frames of a seam counts as on it
 _MISALIGNED = 10**12  # cost of a prompt change inside a segment: above any imbalance
+# A bound on planning work (the loader's film-length limit stops real boards long before:
+# 4 h at 60 fps in one chain is about 16,000 segments).
+MAX_CHAIN_SEGMENTS = 100_000
 
 
 class Pricing(Protocol):
@@ -214,6 +217,9 @@ def segment_lengths(total: int, max_frames: int, overlap: int, changes: list[int
     if b_max < 1:
         raise PlanError(f"overlap {overlap} leaves no new frames in a {max_frames}-frame segment")
     n = 1 if units <= a_max else 1 + -(-(units - a_max) // b_max)
+    if n > MAX_CHAIN_SEGMENTS:
+        raise PlanError(f"a chain of {total} frames needs {n} segments; composer plans at most "
+                        f"{MAX_CHAIN_SEGMENTS} per chain (split the film with cuts, or shorten it)")
     requested = 8 * units + 1 + (n - 1) * overlap
     points = sorted(p for p in set(changes) if _ALIGN < p < total)
 
@@ -228,14 +234,18 @@ def segment_lengths(total: int, max_frames: int, overlap: int, changes: list[int
         inside = bisect.bisect_right(points, hi) - bisect.bisect_left(points, lo) if hi >= lo else 0
         return imbalance + _MISALIGNED * inside
 
-    # best[u] = (cost, seams) for the first j segments ending at unit u
-    best: dict[int, tuple[int, tuple[int, ...]]] = {0: (0, ())}
+    # best[u] = cost of the first j segments ending at unit u; back[j][u] = where segment j began.
+    # Back-pointers (not whole paths per state) keep this linear in n: with the fewest
+    # segments only about b_max states are feasible at each j.
+    best: dict[int, int] = {0: 0}
+    back: list[dict[int, int]] = []
     for j in range(n):
         remaining = n - j - 1
         step_max = a_max if j == 0 else b_max
-        nxt: dict[int, tuple[int, tuple[int, ...]]] = {}
+        nxt: dict[int, int] = {}
+        came: dict[int, int] = {}
         for u0 in sorted(best):
-            c0, path = best[u0]
+            c0 = best[u0]
             for step in range(1, step_max + 1):
                 u1 = u0 + step
                 if u1 > units or (remaining and units - u1 < remaining) or units - u1 > remaining * b_max:
@@ -243,10 +253,15 @@ def segment_lengths(total: int, max_frames: int, overlap: int, changes: list[int
                 if remaining == 0 and u1 != units:
                     continue
                 c = c0 + cost(j, u0, u1)
-                if u1 not in nxt or c < nxt[u1][0]:
-                    nxt[u1] = (c, path + (u1,))
+                if u1 not in nxt or c < nxt[u1]:
+                    nxt[u1] = c
+                    came[u1] = u0
         best = nxt
-    _, seams = best[units]
+        back.append(came)
+    seam_list = [units]
+    for j in range(n - 1, 0, -1):
+        seam_list.append(back[j][seam_list[-1]])
+    seams = tuple(reversed(seam_list))
     lengths, prev = [], 0
     for j, u in enumerate(seams):
         lengths.append(8 * (u - prev) + (1 if j == 0 else overlap))

@@ -16,7 +16,25 @@ from .errors import TimecodeError
 
 _UNIT = re.compile(r"^\s*(?P<num>[+-]?\d+(?:\.\d+)?)\s*(?P<unit>ms|s|m|h|f)?\s*$")
 _CLOCK = re.compile(r"^\s*(?:(?P<h>\d+):)?(?P<m>\d{1,2}):(?P<s>\d{1,2}(?:\.\d+)?)\s*$")
+# What the two forms above accept, as one JSON Schema pattern (a little looser: it is for editors).
+JSON_PATTERN = (r"^\s*([+-]?\d+(\.\d+)?\s*(ms|s|m|h|f)?|(\d+:)?\d{1,2}:\d{1,2}(\.\d+)?)\s*$")
 _SCALE = {"ms": Fraction(1, 1000), "s": Fraction(1), "m": Fraction(60), "h": Fraction(3600)}
+
+
+def _clock_digits_ok(m: re.Match[str]) -> bool:
+    whole_seconds = m["s"].split(".", 1)[0]
+    return len(whole_seconds) == 2 and (m["h"] is None or len(m["m"]) == 2)
+
+
+def _clock_hint(m: re.Match[str]) -> str:
+    """What a clock time with short fields probably meant."""
+    whole, _, frac = m["s"].partition(".")
+    if len(whole) != 2:
+        padded = f"{m['h']}:" if m["h"] is not None else ""
+        padded += f"{m['m'] if m['h'] is None else m['m'].zfill(2)}:{whole.zfill(2)}{'.' + frac if frac else ''}"
+        guess = f" or '{m['m']}.{whole}s'" if m["h"] is None and not frac else ""
+        return f"clock times take two-digit seconds: did you mean '{padded}'{guess}?"
+    return f"hh:mm:ss takes two-digit minutes: did you mean '{m['h']}:{m['m'].zfill(2)}:{m['s']}'?"
 
 
 @dataclass(frozen=True, order=False)
@@ -31,7 +49,7 @@ class Timecode:
             raise TimecodeError("a Timecode holds either seconds or frames")
 
     @classmethod
-    def parse(cls, value: Any) -> "Timecode":
+    def parse(cls, value: Any) -> Timecode:
         """Parse a user-written timecode; raise TimecodeError saying what is accepted."""
         if isinstance(value, Timecode):
             return value
@@ -52,6 +70,8 @@ class Timecode:
                 return cls(frames=int(m["num"]))
             return cls(seconds=Fraction(m["num"]) * _SCALE[unit])
         m = _CLOCK.match(value)
+        if m and not _clock_digits_ok(m):
+            raise TimecodeError(f"bad timecode {value!r}: {_clock_hint(m)}")
         if m:
             secs = Fraction(m["s"])
             if secs >= 60:
@@ -65,7 +85,7 @@ class Timecode:
         )
 
     @classmethod
-    def from_frames(cls, frames: int) -> "Timecode":
+    def from_frames(cls, frames: int) -> Timecode:
         return cls(frames=int(frames))
 
     def to_frames(self, fps: int) -> int:

@@ -58,6 +58,12 @@ CASES = [
     ("version: 1\naudio: audio/nope.mp3\nscenes:\n  - {id: a, duration: 1s, prompt: x}\n", 2, "audio file not found"),
     ("version: 1\ntitle: a\ntitle: b\nscenes:\n  - {id: a, duration: 1s, prompt: x}\n", 3, "duplicate key"),
     ("version: 1\ndefaults:\n  params: {seed: 3}\nscenes:\n  - {id: a, duration: 1s, prompt: x}\n", 3, "defaults.seed"),
+    (GOOD_HEAD + "  - id: a\n    duration: 1:5\n    prompt: x\n", 5, "did you mean '1:05' or '1.5s'?"),
+    (GOOD_HEAD + "  - {id: a, duration: 1s, prompt: x}\nnull: 7\n", 5, "key null is not a string"),
+    (GOOD_HEAD + "  - {id: a, duration: 1s, prompt: x}\n<<: {a: 1}\n", 5, "merge keys ('<<') are not supported"),
+    (GOOD_HEAD + "  - {id: a, duration: 1s, prompt: x}\nScenes: 1\n", 5, "unknown key 'Scenes' (did you mean 'scenes'?)"),
+    ("version: 1\noutput: {fps: '24'}\nscenes:\n  - {id: a, duration: 1s, prompt: x}\n", 2,
+     "fps must be a whole number (got '24')"),
 ]
 
 

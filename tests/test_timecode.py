@@ -70,3 +70,26 @@ def test_sign_queries():
     assert Timecode.parse("-1s").is_negative()
     assert Timecode.parse("0f").is_zero()
     assert not Timecode.parse("1f").is_zero()
+
+
+@pytest.mark.parametrize(
+    "text, suggestion",
+    [
+        ("1:5", "did you mean '1:05' or '1.5s'?"),
+        ("12:7", "did you mean '12:07' or '12.7s'?"),
+        ("0:5.5", "did you mean '0:05.5'?"),
+        ("1:2:03", "did you mean '1:02:03'?"),
+        ("1:02:3", "did you mean '1:02:03'?"),
+    ],
+)
+def test_clock_times_take_two_digit_fields(text, suggestion):
+    # "1:5" used to mean 65 s silently
+    with pytest.raises(TimecodeError) as info:
+        Timecode.parse(text)
+    assert suggestion in str(info.value)
+    assert str(info.value).startswith(f"bad timecode {text!r}")
+
+
+@pytest.mark.parametrize("text, seconds", [("1:05", 65), ("0:05.5", 5.5), ("1:02:03", 3723), ("10:00", 600)])
+def test_two_digit_clock_times_still_parse(text, seconds):
+    assert Timecode.parse(text).to_seconds() == seconds

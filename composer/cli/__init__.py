@@ -305,11 +305,9 @@ def render_plan_table(p: Any, cached: dict[int, bool] | None = None) -> str:
 @click.option("--indent", default=2, show_default=True)
 def schema(indent: int) -> None:
     """Print the storyboard JSON Schema (for editors' validation and completion)."""
-    from ..storyboard import Storyboard
+    from ..storyboard.schema import storyboard_schema
 
-    doc = Storyboard.model_json_schema()
-    doc = {"$schema": "https://json-schema.org/draft/2020-12/schema", **doc, "title": "composer storyboard"}
-    click.echo(json.dumps(doc, indent=indent))
+    click.echo(json.dumps(storyboard_schema(), indent=indent))
 
 
 # Commands that live in their own modules register themselves on `main`.

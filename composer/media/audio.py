@@ -1,16 +1,94 @@
-"""Putting a soundtrack under a finished video.
+"""Soundtracks: checking an audio file, and putting it under a finished video.
 
-``mux_audio`` copies the video stream untouched and encodes the audio as AAC,
-cut or padded with silence to exactly the video's length.
+``check_audio`` reads a file's header and decodes its first second (cheap, for
+``validate``); ``mux_audio`` copies the video stream untouched and encodes the
+audio as AAC, cut or padded with silence to exactly the video's length.
 """
 from __future__ import annotations
 
+import re
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import MediaError
-from ._proc import ffmpeg_cmd, file_arg, run_ffmpeg
-from .probe import probe
+from ._proc import ffmpeg_cmd, file_arg, last_line, run_ffmpeg
+from .probe import _parse_header, file_problem, probe
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What ``check_audio`` learnt: codec, rate, and the container's duration when it states one."""
+
+    codec: str
+    sample_rate: int | None
+    duration: float | None
+
+
+_IMAGE_CODECS = {"png", "mjpeg", "bmp", "webp", "gif", "tiff", "jpeg2000"}
+
+
+def audio_problem(stderr: str, returncode: int) -> str | None:
+    """Why an ffmpeg ``-i FILE -map 0:a:0`` run says the file is no usable soundtrack (None when it is)."""
+    facts = _parse_header(stderr)
+    if "Input #0" not in stderr:
+        detail = last_line(stderr)
+        return f"not a readable audio file ({detail})" if detail else "not a readable audio file"
+    moving = [line for line in stderr.splitlines()
+              if re.match(r"\s*Stream #0:\d+\S*: Video:", line) and "attached pic" not in line]
+    if not facts["has_audio"]:
+        video = facts["video"] or {}
+        if video.get("codec") in _IMAGE_CODECS:
+            return "is an image, not audio"
+        if moving:
+            return "is a video file with no audio stream"
+        return "holds no audio stream"
+    if returncode != 0:
+        return f"audio does not decode ({last_line(stderr)})"
+    return None
+
+
+def _is_text(head: bytes) -> bool:
+    """True for bytes that read as text (ffmpeg would guess a demuxer from the name and say something odd)."""
+    if b"\0" in head:
+        return False
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return all(c.isprintable() or c in "\r\n\t" for c in text)
+
+
+def check_audio(path: str | Path) -> AudioInfo:
+    """Check that ``path`` is a soundtrack ffmpeg can decode: header plus its first second.
+
+    Raises MediaError naming the file (missing, a directory or device, empty,
+    corrupt, or a file with no audio stream). A video file with sound is fine:
+    its audio is what ``mux_audio`` uses.
+    """
+    path = Path(path)
+    problem = file_problem(path)
+    if problem:
+        raise MediaError(f"{path}: {problem}")
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(512)
+    except OSError as exc:
+        raise MediaError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    if _is_text(head):
+        raise MediaError(f"{path}: not audio (a text file)")
+    cmd = ffmpeg_cmd("-xerror", "-i", file_arg(path), "-map", "0:a:0", "-t", "1", "-f", "null", "-")
+    try:
+        proc = subprocess.run(cmd, capture_output=True, stdin=subprocess.DEVNULL, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise MediaError(f"{path}: cannot check with ffmpeg ({exc})") from exc
+    stderr = proc.stderr.decode("utf-8", "replace")
+    problem = audio_problem(stderr, proc.returncode)
+    if problem:
+        raise MediaError(f"{path}: {problem}")
+    facts = _parse_header(stderr)
+    return AudioInfo(codec=facts.get("audio_codec") or "", sample_rate=facts.get("sample_rate"),
+                     duration=facts.get("container_duration"))
 
 
 def _has_audio_stream(path: Path) -> bool:
@@ -66,8 +144,9 @@ def mux_audio(
         raise ValueError("offset_s, start_s, volume and fades must be >= 0")
     if out_path.resolve() in (video_path.resolve(), audio_path.resolve()):
         raise MediaError(f"{out_path}: output must differ from the inputs")
-    if not audio_path.is_file():
-        raise MediaError(f"{audio_path}: no such audio file")
+    problem = file_problem(audio_path)
+    if problem:
+        raise MediaError(f"{audio_path}: {'no such audio file' if problem == 'not found' else problem}")
     if not _has_audio_stream(audio_path):
         raise MediaError(f"{audio_path}: no audio stream")
     if duration_s is None:

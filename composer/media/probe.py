@@ -5,7 +5,10 @@ and counts packets in one stream-copy pass (exact frame count, exact rate).
 """
 from __future__ import annotations
 
+import errno
+import os
 import re
+import stat
 import subprocess
 from collections import Counter
 from dataclasses import dataclass
@@ -49,6 +52,44 @@ class VideoInfo:
     @property
     def frame_rate(self) -> float:
         return float(self.fps)
+
+
+def file_problem(path: str | Path) -> str | None:
+    """Why ``path`` cannot be read as a media file, or None for a non-empty regular file.
+
+    Only ``stat`` is used, so a FIFO is never opened (which would block) and a
+    path too long for the filesystem is an answer, not an OSError.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return "not found"
+    except NotADirectoryError:
+        return "not found (a part of the path is a file, not a folder)"
+    except PermissionError:
+        return "permission denied"
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            return f"path too long for the filesystem ({len(str(path))} characters)"
+        return f"cannot be read ({exc.strerror or exc})"
+    except ValueError as exc:  # an embedded NUL byte
+        return f"not a usable path ({exc})"
+    mode = st.st_mode
+    if stat.S_ISDIR(mode):
+        return "is a directory, not a file"
+    if stat.S_ISFIFO(mode):
+        return "is a named pipe (FIFO), not a file"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "is a device, not a file"
+    if stat.S_ISSOCK(mode):
+        return "is a socket, not a file"
+    if not stat.S_ISREG(mode):
+        return "is not a regular file"
+    if st.st_size == 0:
+        return "is empty (0 bytes)"
+    if not os.access(path, os.R_OK):
+        return "permission denied"
+    return None
 
 
 def parse_rate(text: str) -> Fraction:
@@ -157,11 +198,14 @@ def probe(path: str | Path) -> VideoInfo:
     video-less file.
     """
     path = Path(path)
-    if not path.is_file():
+    problem = file_problem(path)
+    if problem == "not found":
         raise MediaError(f"{path}: no such file")
+    if problem:
+        raise MediaError(f"{path}: {problem}")
     cmd = ffmpeg_cmd("-xerror", "-i", file_arg(path), "-map", "0:v:0", "-c", "copy", "-f", "framecrc", "-")
     try:
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(cmd, capture_output=True, stdin=subprocess.DEVNULL)
     except OSError as exc:
         raise MediaError(f"{path}: cannot run ffmpeg ({exc})") from exc
     stderr = proc.stderr.decode("utf-8", "replace")

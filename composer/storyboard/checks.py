@@ -1,20 +1,30 @@
 """Rules that need the whole storyboard: unique ids, times inside their scene,
-transitions that fit, segment settings that make progress, files that exist.
+transitions that fit, segment settings that make progress, a film length within
+bounds, and media files that exist and decode (header-level, cheap).
 """
 from __future__ import annotations
 
-from typing import Callable
+import functools
+import os
+from pathlib import Path
+from collections.abc import Callable
 
-from ..errors import Location, Problem
+from ..errors import Location, MediaError, Problem
+from ..media.audio import check_audio
+from ..media.image import read_image_header
+from ..media.probe import file_problem
+from ..timecode import format_frames
+from .limits import Limits
 from .models import Storyboard
 
 Where = Callable[..., Location]
 
 
-def check_storyboard(board: Storyboard, where: Where | None = None) -> list[Problem]:
+def check_storyboard(board: Storyboard, where: Where | None = None, *, limits: Limits | None = None) -> list[Problem]:
     """Every whole-board problem, in file order."""
+    limits = limits or Limits.from_env()
     if where is None:
-        def where(loc, key=False):  # noqa: ARG001 - boards built in code have no lines
+        def where(loc, key=False):
             return Location(board.source, 1, 1)
     fps = board.output.fps
     problems: list[Problem] = []
@@ -28,8 +38,11 @@ def check_storyboard(board: Storyboard, where: Where | None = None) -> list[Prob
             f"segment overlap ({seg.overlap}) must leave at least 8 new frames in a {seg.frames}-frame segment")
 
     if "seed" in board.defaults.params.model_fields_set:
-        add(("defaults", "params", "seed"), "set the film's seed as defaults.seed (each segment's seed derives from it)", key=True)
+        add(("defaults", "params", "seed"), "set the film's seed as defaults.seed (each segment's seed derives from it)",
+            key=True)
 
+    max_frames = limits.max_film_seconds * fps
+    film_frames = 0
     seen: dict[str, int] = {}
     for i, scene in enumerate(board.scenes):
         label = f"scene {scene.id!r}"
@@ -41,6 +54,13 @@ def check_storyboard(board: Storyboard, where: Where | None = None) -> list[Prob
         if n <= 0:
             add(("scenes", i, "duration"), f"{label}: duration must be > 0 (got {scene.duration}, {n} frames at {fps} fps)")
             continue
+        film_frames += n
+        if film_frames > max_frames:
+            # Everything after this point would only repeat the message or cost time on a film that is refused.
+            add(("scenes", i, "duration"),
+                f"{label}: the film reaches {_length(film_frames, fps)} here; films are limited to "
+                f"{_length(int(max_frames), fps)} (set COMPOSER_MAX_FILM, e.g. COMPOSER_MAX_FILM=8h, to allow more)")
+            break
         if i == 0 and scene.transition != "cut":
             add(("scenes", i, "transition"), f"{label}: the first scene must start with a cut (nothing comes before it)")
         fade = scene.crossfade
@@ -61,9 +81,9 @@ def check_storyboard(board: Storyboard, where: Where | None = None) -> list[Prob
             elif at in used:
                 add(("scenes", i, "keyframes", k, "at"), f"{label}: two keyframes at frame {at}")
             used[at] = k
-            path = board.resolve(kf.image)
-            if not path.is_file():
-                add(("scenes", i, "keyframes", k, "image"), f"{label}: image not found: {kf.image} (looked in {path.parent})")
+            problem = _image_problem(board, kf.image)
+            if problem:
+                add(("scenes", i, "keyframes", k, "image"), f"{label}: {problem}")
         beat_frames: set[int] = set()
         for k, beat in enumerate(scene.beats):
             at = beat.at.to_frames(fps)
@@ -74,9 +94,78 @@ def check_storyboard(board: Storyboard, where: Where | None = None) -> list[Prob
                 add(("scenes", i, "beats", k, "at"), f"{label}: two beats at frame {at}")
             beat_frames.add(at)
     if board.audio is not None:
-        path = board.resolve(board.audio.file)
-        if not path.is_file():
-            add(("audio",) if isinstance(board.audio, str) else ("audio", "file"),
-                f"audio file not found: {board.audio.file} (looked in {path.parent})")
+        problem = _audio_problem(board, board.audio.file)
+        if problem:
+            add(("audio", "file"), problem)
     problems.sort(key=lambda p: (p.location.line, p.location.col))
     return problems
+
+
+def _length(frames: int, fps: int) -> str:
+    return format_frames(frames, fps).split(".")[0]
+
+
+def _shown(text: str) -> str:
+    return text if len(text) <= 80 else f"{text[:40]}…{text[-20:]} ({len(text)} characters)"
+
+
+def _resolve(board: Storyboard, relative: str) -> Path | str:
+    """The path, or why it has none ("~nosuchuser/x.png" cannot be expanded)."""
+    try:
+        return board.resolve(relative)
+    except RuntimeError as exc:
+        return f"cannot expand '~' ({exc})"
+
+
+def _image_problem(board: Storyboard, image: str) -> str | None:
+    path = _resolve(board, image)
+    if isinstance(path, str):
+        return f"image {_shown(image)}: {path}"
+    where = _shown(image)
+    problem = file_problem(path)
+    if problem == "not found":
+        return f"image not found: {where} (looked in {_shown(str(path.parent))})"
+    if problem:
+        return f"image {where} {problem}" if problem.startswith("is ") else f"image {where}: {problem}"
+    try:
+        _image_header_cached(str(path), *_stamp(path))
+    except OSError as exc:  # gone or changed since the stat above
+        return f"image {where}: cannot be read ({exc.strerror or exc})"
+    except MediaError as exc:
+        return f"image {where}: {str(exc).removeprefix(str(path) + ': ')}"
+    return None
+
+
+def _audio_problem(board: Storyboard, file: str) -> str | None:
+    path = _resolve(board, file)
+    if isinstance(path, str):
+        return f"audio file {_shown(file)}: {path}"
+    where = _shown(file)
+    problem = file_problem(path)
+    if problem == "not found":
+        return f"audio file not found: {where} (looked in {_shown(str(path.parent))})"
+    if problem:
+        return f"audio file {where} {problem}" if problem.startswith("is ") else f"audio file {where}: {problem}"
+    try:
+        _audio_cached(str(path), *_stamp(path))
+    except OSError as exc:  # gone or changed since the stat above
+        return f"audio file {where}: cannot be read ({exc.strerror or exc})"
+    except MediaError as exc:
+        return f"audio file {where}: {str(exc).removeprefix(str(path) + ': ')}"
+    return None
+
+
+def _stamp(path: Path) -> tuple[int, int, int]:
+    st = os.stat(path)
+    return st.st_size, st.st_mtime_ns, st.st_ino
+
+
+# Checks are keyed by (path, size, mtime, inode): `watch` and the fuzzer re-check unchanged files for free.
+@functools.lru_cache(maxsize=512)
+def _image_header_cached(path: str, size: int, mtime_ns: int, inode: int) -> None:
+    read_image_header(path)
+
+
+@functools.lru_cache(maxsize=64)
+def _audio_cached(path: str, size: int, mtime_ns: int, inode: int) -> None:
+    check_audio(path)

@@ -25,6 +25,7 @@ from pydantic.fields import FieldInfo
 
 from ..colour.config import ColourSpec
 from ..request import GenerationRequest, PLANNER_OWNED, USER_PARAM_FIELDS
+from ..timecode import JSON_PATTERN as TIMECODE_PATTERN
 from ..timecode import Timecode
 
 
@@ -54,7 +55,7 @@ TimecodeField = Annotated[
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "string", "pattern": r"^(\d+(\.\d+)?(ms|s|m|h)?|\d+f|(\d+:)?\d{1,2}:\d{1,2}(\.\d+)?)$"},
+                {"type": "string", "pattern": TIMECODE_PATTERN},
                 {"type": "number", "minimum": 0},
             ],
             "description": "A time: 10s, 1.5s, 250ms, 00:01:02.500 or 240f (frames); a bare number is seconds.",
