@@ -554,7 +554,7 @@ def test_fal_clients_http_client_is_where_composer_replaces_it():
     this fails with the message the backend itself gives in that case."""
     import fal_client
 
-    from composer.backends.fal import _GuardedSyncClient, _SubmitGuard, check_fal_client_layout
+    from composer.backends.fal_transport import _GuardedSyncClient, _SubmitGuard, check_fal_client_layout
 
     check_fal_client_layout(fal_client.SyncClient)  # the pinned fal_client: as composer expects
     client = _GuardedSyncClient(key="k", guarded_paths=("/x",))
