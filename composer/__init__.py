@@ -5,7 +5,7 @@ plan, ``render`` generates its segments against a backend and stitches the film.
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from .version import __version__
 
 from .backends import Backend, GenerationResult, get_backend
 from .errors import (

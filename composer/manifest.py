@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from .version import __version__
 from .atomic import atomic_write_text
 
 SECRET_ENV = ("FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET")

@@ -32,7 +32,7 @@ from collections.abc import Iterable
 
 import opentimelineio as otio
 
-from . import __version__
+from .version import __version__
 from .atomic import atomic_path
 from .errors import OtioError
 from .planner import PlannedChain, PlannedScene, RenderPlan

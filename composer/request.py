@@ -96,21 +96,6 @@ class GenerationRequest(_Strict):
             item["video_url"] = ""
         return body
 
-    # Price and pixel size belong to a backend (``Backend.estimate_cost`` / ``output_size``).
-    # These two stay only for callers not yet moved over (the fal emulator); they read fal's
-    # catalogue lazily, so this module imports nothing above it.
-    def cost_usd(self) -> float:
-        """fal's list price for this request (prefer ``backend.estimate_cost(request)``)."""
-        from .backends.fal_catalog import request_cost
-
-        return request_cost(self.enable_detail_pass)
-
-    def size(self) -> tuple[int, int]:
-        """fal's output (width, height) for this request (prefer ``backend.output_size(...)``)."""
-        from .backends.fal_catalog import output_size
-
-        return output_size(self.resolution, self.aspect_ratio)
-
 
 # Fields the planner decides; a storyboard may not set them in `params`.
 PLANNER_OWNED = frozenset(

@@ -11,6 +11,7 @@ import pytest
 
 from composer.backends import get_backend
 from composer.backends.base import BackendEvent, GenerateContext, file_url
+from composer.backends.fal_catalog import output_size
 from composer.backends.preview import DRIFT_ENV, PreviewBackend
 from composer.errors import BackendError, Cancelled
 from composer.media import fit_image, probe, read_frames, save_image, write_clip
@@ -106,7 +107,7 @@ def test_exact_frames_size_and_rate(tmp_path):
     assert result.path.parent == tmp_path and result.path.suffix == ".mp4"
     assert result.cost_usd == 0.0 and result.request_id is None and result.seed == 3
     info = probe(result.path)
-    assert (info.width, info.height) == (480, 848) == r.size()
+    assert (info.width, info.height) == (480, 848) == output_size(r.resolution, r.aspect_ratio)
     assert info.fps == Fraction(30)
     assert info.num_frames == 33 == result.num_frames  # the frame count it reports is the file's
     frames = read_frames(result.path)

@@ -21,6 +21,7 @@ import click
 from pydantic import BaseModel, ValidationError
 
 from ..errors import ComposerError
+from ..backends.fal_catalog import output_size, request_cost
 from ..request import ENDPOINT_ID, GenerationRequest, ltx_rule_violations
 from . import backend_option, cache_option, handle_errors, main
 
@@ -322,12 +323,12 @@ def generate(prompt_text: str | None, json_file: str | None, image_specs: tuple[
     from ..backends import get_backend
 
     instance = get_backend(backend, **({"retries": retries} if backend == "fal" else {}))
-    width, height = request.size()
+    width, height = output_size(request.resolution, request.aspect_ratio)
     what = (f"{request.num_frames} frames at {width}x{height}, {request.frame_rate} fps, "
             f"{len(request.images)} image(s), {len(request.videos)} video(s)")
     if instance.paid:
         detail = " (detail pass: twice the price)" if request.enable_detail_pass else ""
-        click.echo(f"cost: ${request.cost_usd():.2f} — 1 request to {ENDPOINT_ID}{detail}; {what}")
+        click.echo(f"cost: ${request_cost(request.enable_detail_pass):.2f} — 1 request to {ENDPOINT_ID}{detail}; {what}")
     elif not quiet:
         click.echo(f"{backend}: {what} (free, offline)", err=True)
     if dry_run:
@@ -378,7 +379,7 @@ def _run_generate(instance: Any, request: GenerationRequest, output: Path, cache
             shutil.move(str(result.path), tmp)
         if cache is not None and journal_key is not None and result.request_id:
             if not any(r.get("request_id") == result.request_id for r in cache.ledger()):
-                cache.ledger_append({"request_id": result.request_id, "cost_usd": request.cost_usd(),
+                cache.ledger_append({"request_id": result.request_id, "cost_usd": request_cost(request.enable_detail_pass),
                                      "backend": instance.identity(), "command": "generate",
                                      **({"resumed": True} if result.request_id == resume_id else {})})
             cache.journal_clear(journal_key)
@@ -392,7 +393,7 @@ def _run_generate(instance: Any, request: GenerationRequest, output: Path, cache
     if result.seed is not None:
         parts.append(f"seed {result.seed}")
     if instance.paid:
-        parts.append(f"cost ${0.0 if result.request_id == resume_id else request.cost_usd():.2f}")
+        parts.append(f"cost ${0.0 if result.request_id == resume_id else request_cost(request.enable_detail_pass):.2f}")
     click.echo(f"wrote {output} ({', '.join(parts)})")
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 
 from ...atomic import atomic_path
+from ...backends.fal_catalog import output_size
 from .drift import preview_options
 from .faults import JobFault
 from .state import ERRORS_URL, SAFETY_MESSAGE, Job, _short
@@ -23,7 +24,7 @@ def _render_testsrc(request, workdir: Path) -> Path:
     """A plain ffmpeg test pattern of the requested size, rate and length."""
     import imageio_ffmpeg
 
-    width, height = request.size()
+    width, height = output_size(request.resolution, request.aspect_ratio)
     out = Path(workdir) / "testsrc.mp4"
     out.parent.mkdir(parents=True, exist_ok=True)
     cmd = [
@@ -44,7 +45,7 @@ _CANNED_DIR: tempfile.TemporaryDirectory | None = None
 def _canned_clip(request) -> Path:
     """A test pattern for this (size, rate, length), rendered once per process and shared by all emulators."""
     global _CANNED_DIR
-    key = (request.size(), request.frame_rate, request.num_frames)
+    key = (output_size(request.resolution, request.aspect_ratio), request.frame_rate, request.num_frames)
     with _CANNED_LOCK:
         path = _CANNED.get(key)
         if path is None or not path.exists():
@@ -96,7 +97,7 @@ class GenerationMixin:
                 self._finish(job, error=self._validation_error(detail))
                 return
         request = GenerationRequest.model_validate(body)
-        self._log(job, f"Generating {request.num_frames} frames at {'x'.join(map(str, request.size()))}, "
+        self._log(job, f"Generating {request.num_frames} frames at {'x'.join(map(str, output_size(request.resolution, request.aspect_ratio)))}, "
                        f"{request.frame_rate} fps, {len(request.images)} image(s), {len(request.videos)} video(s)")
         if job.held:
             self._log(job, "Waiting (held by the test)")
