@@ -59,6 +59,12 @@ class PlanError(ComposerError):
     exit_code = 2
 
 
+class ManifestError(ComposerError):
+    """A path given as a render manifest that is missing or is not one (a user's mistake)."""
+
+    exit_code = 2
+
+
 class MediaError(ComposerError):
     """ffmpeg failed, or a media file is missing, unreadable or corrupt."""
 

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from ..backends import Backend, get_backend
 from ..errors import Cancelled, RenderFailed
-from ..manifest import manifest_path_for, write_manifest
+from ..manifest import board_timeline, manifest_path_for, write_manifest
 from ..errors import ComposerError
 from ..planner import RenderPlan, draft_board, frame_range_segments, plan as make_plan
 from ..storyboard import Storyboard, load
@@ -33,6 +33,7 @@ class RenderResult:
     outcomes: dict[int, SegmentOutcome]
     cost_usd: float
     assembly: dict[str, Any] = field(default_factory=dict)
+    review: Path | None = None
 
     @property
     def cached(self) -> int:
@@ -71,6 +72,7 @@ def render(
     draft: bool = False,
     otio: bool = True,
     per_chain: bool = False,
+    review: bool = True,
 ) -> RenderResult:
     """Render a storyboard to ``output`` (an MP4, or .mov for prores/dnxhr).
 
@@ -79,6 +81,7 @@ def render(
     plan at 480p with fewer steps (its cache entries never mix with full quality).
     Finished segments are kept in the cache whatever happens, so running the same
     render again resumes where this one stopped and pays for nothing twice.
+    ``review`` also writes ``film.review.html`` (see ``composer.review``).
     """
     from ..assemble import assemble
 
@@ -124,11 +127,26 @@ def render(
         if per_chain and part is None:
             report["chains"] = _write_chain_media(plan, board, outcomes, output, codec)
         manifest = write_manifest(manifest_path_for(output), _manifest(board, plan, backend, scheduler, outcomes, report, output, cost))
+        page = _write_review(manifest) if review else None
         emit(RenderFinished(str(output), 0))
-        return RenderResult(output, manifest, plan, outcomes, cost, report)
+        return RenderResult(output, manifest, plan, outcomes, cost, report, page)
     finally:
         backend.close()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _write_review(manifest: Path) -> Path | None:
+    """The review page beside the film; the film and manifest are already safe, so a page that
+    cannot be made is a warning (``composer review`` retries it), never a failed render."""
+    import warnings
+
+    from ..review import write_review
+
+    try:
+        return write_review(manifest)
+    except ComposerError as exc:
+        warnings.warn(f"review page not written: {exc}", stacklevel=2)
+        return None
 
 
 def _write_chain_media(plan: RenderPlan, board: Storyboard, outcomes: dict[int, SegmentOutcome],
@@ -237,4 +255,5 @@ def _manifest(board, plan, backend, scheduler, outcomes, report, output, cost) -
         "assembly": {k: v for k, v in report.items() if k not in ("seams", "transforms")},
         "segments": segments,
         "plan": plan.model_dump(mode="json"),
+        "timeline": board_timeline(board, plan),
     }
