@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..atomic import temp_path_for
-from ..media._proc import ffmpeg_cmd, file_arg, run_ffmpeg
+from ..media._proc import file_arg, run_ffmpeg
 
 WIDTH = 160
 BATCH = 24  # inputs per ffmpeg run: each input is its own seek, so memory stays small
