@@ -146,14 +146,15 @@ def _timeline(manifest: Mapping[str, Any]) -> str:
             if length:
                 rows.append(f'<div class="tl-row fades"><span class="tl-fade" style="left:{_pct(start, total)};'
                             f'width:{_pct(length, total)}" title="chain {ch["index"]} {label}: {length} frames"></span></div>')
-    segs = []
+    # alternate chains between two rows, so a crossfade's overlapping segments stay readable
+    segs: list[list[str]] = [[], []]
     for seg in plan["segments"]:
         colour = CHAIN_COLOURS[seg["chain"] % len(CHAIN_COLOURS)]
         length = seg["shown_end"] - seg["shown_start"]
-        segs.append(f'<a class="tl-seg" href="#segment-{seg["index"]}" style="left:{_pct(seg["shown_start"], total)};'
+        segs[seg["chain"] % 2].append(f'<a class="tl-seg" href="#segment-{seg["index"]}" style="left:{_pct(seg["shown_start"], total)};'
                     f'width:{_pct(length, total)};border-color:{colour}" title="segment {seg["index"]}: film frames '
                     f'{seg["shown_start"]}–{seg["shown_end"]}">{seg["index"]}</a>')
-    rows.append('<div class="tl-row segs">' + "".join(segs) + "</div>")
+    rows.extend('<div class="tl-row segs">' + "".join(row) + "</div>" for row in segs if row)
     marks = []
     for beat in timeline.get("beats", []):
         marks.append(f'<span class="tl-beat" style="left:{_pct(beat["film_frame"], total)}" title="beat in '
@@ -171,7 +172,8 @@ def _timeline(manifest: Mapping[str, Any]) -> str:
     rows.append("</div>")
     rows.append('<p class="legend"><span class="tl-beat">▼</span> beat (prompt change) '
                 '<span class="tl-key">◆</span> keyframe <span class="tl-key snapped">◆</span> keyframe snapped onto '
-                "LTX's 8-frame grid (the hatched span is how far); numbered boxes are segments as shown in the film.</p>")
+                "LTX's 8-frame grid (the hatched span is how far); numbered boxes are segments as shown in the film "
+                "(chains alternate rows; a grey hatched bar is a crossfade).</p>")
     snaps = [kf for kf in timeline.get("keyframes", []) if kf["film_frame"] != kf["wanted_frame"]]
     if snaps:
         rows.append("<ul class=\"snaps\">" + "".join(
@@ -313,7 +315,7 @@ figcaption{font-size:11px;color:#667}.seam{display:grid;grid-template-columns:au
 .facts dt{color:#667}.facts dd{margin:0}.hit{color:#2b8a3e}.new{color:#1971c2}
 .prompt{margin:4px 0;font-size:13px;color:#333;max-height:5.6em;overflow:auto}
 .cmd{display:flex;gap:6px;align-items:center;font-size:12px;margin:2px 0}.cmd span{width:90px;color:#667}
-.cmd code{flex:1;background:#f1f3f5;padding:2px 4px;user-select:all;overflow-x:auto;white-space:nowrap}
+.cmd code{flex:1;background:#f1f3f5;padding:2px 4px;user-select:all;word-break:break-all}
 .copy{font-size:11px;padding:1px 6px}.drift{margin:0 0 10px}.drift .plot{width:49%;height:auto;margin-right:1%}
 .none{color:#889}
 """
