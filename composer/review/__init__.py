@@ -11,6 +11,7 @@ from typing import Any
 
 from ..atomic import atomic_write_text
 from ..errors import ComposerError, ManifestError, MediaError
+from ..manifest import scrub
 from .page import build_page, wanted_frames
 from .thumbs import extract_thumbs
 
@@ -69,7 +70,7 @@ def write_review(manifest: dict[str, Any] | str | Path, page: str | Path | None 
         video = film_path.name
     html = build_page(manifest, {f: f"{folder.name}/{name}" for f, name in thumbs.items()}, video=video,
                       board=_board_arg(manifest, manifest_path))
-    atomic_write_text(page, html)
+    atomic_write_text(page, scrub(html))  # the manifest is scrubbed already; a page is shared more widely
     return page
 
 

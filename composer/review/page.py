@@ -151,9 +151,11 @@ def _timeline(manifest: Mapping[str, Any]) -> str:
     for seg in plan["segments"]:
         colour = CHAIN_COLOURS[seg["chain"] % len(CHAIN_COLOURS)]
         length = seg["shown_end"] - seg["shown_start"]
-        segs[seg["chain"] % 2].append(f'<a class="tl-seg" href="#segment-{seg["index"]}" style="left:{_pct(seg["shown_start"], total)};'
-                    f'width:{_pct(length, total)};border-color:{colour}" title="segment {seg["index"]}: film frames '
-                    f'{seg["shown_start"]}–{seg["shown_end"]}">{seg["index"]}</a>')
+        label = seg["index"] if length / total > 0.012 else ""  # too narrow to read: the tooltip says it
+        segs[seg["chain"] % 2].append(
+            f'<a class="tl-seg" href="#segment-{seg["index"]}" style="left:{_pct(seg["shown_start"], total)};'
+            f'width:{_pct(length, total)};border-color:{colour}" title="segment {seg["index"]}: film frames '
+            f'{seg["shown_start"]}–{seg["shown_end"]}">{label}</a>')
     rows.extend('<div class="tl-row segs">' + "".join(row) + "</div>" for row in segs if row)
     marks = []
     for beat in timeline.get("beats", []):
@@ -257,12 +259,12 @@ def _drift_plots(manifest: Mapping[str, Any]) -> str:
         by_chain.setdefault(seg["chain"], []).append(seg)
     out = []
     for chain, segs in sorted(by_chain.items()):
-        series: dict[str, list[tuple[float, float]]] = {"contrast": [], "chroma": [], "hold applied": []}
+        series: dict[str, list[tuple[float, float]]] = {"contrast": [], "chroma": [], "chroma hold applied": []}
         jumps: dict[str, list[tuple[float, float]]] = {"seam ΔE after matching": [], "raw overlap ΔE": []}
         for seg in segs:
             info = (seg.get("colour") or {}).get("info") or {}
             x = float(planned[seg["index"]]["shown_start"]) if seg["index"] in planned else float(seg["index"])
-            for name, key, i in (("contrast", "drift", 0), ("chroma", "drift", 1), ("hold applied", "hold_total", 1)):
+            for name, key, i in (("contrast", "drift", 0), ("chroma", "drift", 1), ("chroma hold applied", "hold_total", 1)):
                 value = info.get(key)
                 if isinstance(value, list) and len(value) == 2:
                     series[name].append((x, float(value[i])))
