@@ -225,6 +225,29 @@ def test_timeline_places_beats_and_keyframes(film: Path) -> None:
     assert f"wanted f18, lands at f{kf['film_frame']}" in html
 
 
+def test_drift_plot_per_chain(film: Path) -> None:
+    manifest = read_manifest(film.with_name("film.manifest.json"))
+    html = film.with_name("film.review.html").read_text(encoding="utf-8")
+    for chain in manifest["plan"]["chains"]:
+        start = html.index(f'data-chain="{chain["index"]}"')
+        figure = html[start:html.index("</figure>", start)]
+        # one point per segment of the chain on the contrast line (the first polyline)
+        points = figure.split('points="', 1)[1].split('"', 1)[0].split()
+        assert len(points) == len(chain["segments"])
+
+
+def test_partial_render_page(film: Path) -> None:
+    """A --range render's page shows the segments it rendered, thumbnails only from frames the file holds."""
+    board = film.parent.parent / "board.yaml"
+    part = film.with_name("part.mp4")
+    result = render(board, part, cache=film.parent.parent / "cache", frame_range=(30, 50))
+    manifest = read_manifest(result.manifest)
+    page = parse(result.review)
+    assert sorted(int(n) for n in page.segments) == sorted(s["index"] for s in manifest["segments"])
+    assert page.imgs and all((part.parent / str(i["src"])).is_file() for i in page.imgs)
+    assert all(30 <= int(Path(str(i["src"])).stem[1:]) < 50 for i in page.imgs)
+
+
 # --- in a real browser ---------------------------------------------------------------------------
 
 def _browser():
