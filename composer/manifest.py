@@ -34,3 +34,27 @@ def write_manifest(path: Path, data: dict[str, Any]) -> Path:
     body = scrub(json.dumps({"composer_version": __version__, **data}, indent=2, ensure_ascii=False, default=str))
     atomic_write_text(path, body + "\n")
     return path
+
+
+def board_timeline(board: Any, plan: Any) -> dict[str, Any]:
+    """Where each beat and keyframe lands in film frames (the plan keeps only segments and snaps),
+    so a reader of the manifest alone (the review page) can draw the film to scale."""
+    fps = plan.fps
+    starts = {s.id: s.start_frame for s in plan.scenes}
+    used = {(c.scene, c.keyframe): c.film_frame for seg in plan.segments for c in seg.conditioning
+            if c.kind == "image" and c.scene is not None}
+    beats, keyframes = [], []
+    for scene in board.scenes:
+        start = starts.get(scene.id, 0)
+        for beat in scene.beats:
+            beats.append({"scene": scene.id, "film_frame": start + beat.at.to_frames(fps), "prompt": beat.prompt})
+        for i, kf in enumerate(scene.keyframes):
+            wanted = start + kf.at.to_frames(fps)
+            keyframes.append({"scene": scene.id, "keyframe": i, "image": kf.image, "strength": kf.strength,
+                              "wanted_frame": wanted, "film_frame": used.get((scene.id, i), wanted)})
+    return {"beats": beats, "keyframes": keyframes}
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """A render manifest as data (the review page and tools read it back)."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))

@@ -164,12 +164,13 @@ def plan_cmd(board: Path, as_json: bool, backend: str, cache_dir: Path | None) -
               help="Render and write only this part of the film, e.g. 00:10-00:25 or 240f-600f.")
 @click.option("--draft", is_flag=True, help="Same plan at 480p with fewer steps, for cheap iteration (cached apart).")
 @click.option("--per-chain", is_flag=True, help="Also write each chain's own media and FILM.chains.otio (dissolves left to your editor).")
+@click.option("--no-review", is_flag=True, help="Do not write FILM.review.html (the review page).")
 @click.option("--dry-run", is_flag=True, help="Show what would be generated and what it would cost; generate nothing.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only errors.")
 @handle_errors
 def render(board: Path, output: Path, backend: str, cache_dir: Path | None, jobs: int, max_cost: float | None,
            retries: int, codec: str, drift: float | None, scenes: tuple[str, ...], frame_range: str | None,
-           draft: bool, per_chain: bool, dry_run: bool, quiet: bool) -> None:
+           draft: bool, per_chain: bool, no_review: bool, dry_run: bool, quiet: bool) -> None:
     """Render BOARD into one film, reusing every segment already in the cache."""
     from ..planner import draft_board, plan
     from ..rendering import render as run_render
@@ -197,13 +198,15 @@ def render(board: Path, output: Path, backend: str, cache_dir: Path | None, jobs
     try:
         result = run_render(b, output, backend=backend, cache=cache_dir, jobs=jobs, max_cost=max_cost,
                             on_event=progress, codec=codec, backend_options=options,
-                            scenes=list(scenes) or None, frame_range=frames, per_chain=per_chain)
+                            scenes=list(scenes) or None, frame_range=frames, per_chain=per_chain,
+                            review=not no_review)
     finally:
         progress.close()
     if not quiet:
         click.echo(
             f"wrote {result.output} ({result.plan.total_frames} frames, {format_frames(result.plan.total_frames, result.plan.fps)}): "
             f"{result.generated} generated, {result.cached} from cache, cost ${result.cost_usd:.2f}; manifest {result.manifest}"
+            + (f"; review page {result.review}" if result.review else "")
         )
 
 
@@ -314,6 +317,7 @@ def schema(indent: int) -> None:
 from . import fal_commands  # noqa: E402,F401
 from . import edit_commands  # noqa: E402,F401
 from . import iterate_commands  # noqa: E402,F401
+from . import review_commands  # noqa: E402,F401
 
 if __name__ == "__main__":  # pragma: no cover
     main()

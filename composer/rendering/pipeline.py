@@ -19,7 +19,7 @@ from typing import Any
 from ..backends import Backend, get_backend
 from ..errors import Cancelled, ComposerError, RenderFailed
 from ..events import Event, RenderFinished, RenderStarted
-from ..manifest import manifest_path_for, write_manifest
+from ..manifest import board_timeline, manifest_path_for, write_manifest
 from ..planner import RenderPlan, draft_board, frame_range_segments
 from ..planner import plan as make_plan
 from ..storyboard import Storyboard, load
@@ -35,7 +35,8 @@ class RenderOptions:
     that part, generating only the segments it needs. ``draft`` renders the storyboard
     at 480p with fewer steps (its cache entries never mix with full quality).
     ``otio`` writes ``film.otio`` beside a whole film; ``per_chain`` also writes each
-    chain's own file and ``film.chains.otio``.
+    chain's own file and ``film.chains.otio``. ``review`` writes ``film.review.html``
+    (see ``composer.review``).
     """
 
     backend: Backend | str = "preview"
@@ -49,6 +50,7 @@ class RenderOptions:
     codec: str = "h264"
     otio: bool = True
     per_chain: bool = False
+    review: bool = True
     on_event: Callable[[Event], None] | None = None
     cancel: threading.Event | None = None
 
@@ -81,6 +83,7 @@ class RenderResult:
     outcomes: dict[int, SegmentOutcome]
     cost_usd: float
     assembly: dict[str, Any] = field(default_factory=dict)
+    review: Path | None = None
 
     @property
     def cached(self) -> int:
@@ -118,8 +121,9 @@ def render(board: Storyboard | RenderPlan | str | Path, output: str | Path, *,
             report.update(write_timelines(plan, storyboard, outcomes, output, part, opts))
             manifest = write_manifest(manifest_path_for(output),
                                       _manifest(storyboard, plan, backend, outcomes, report, output, cost))
+            page = _write_review(manifest) if opts.review else None
             emit(RenderFinished(str(output), 0))
-            return RenderResult(output, manifest, plan, outcomes, cost, report)
+            return RenderResult(output, manifest, plan, outcomes, cost, report, page)
     finally:
         backend.close()
 
@@ -220,6 +224,20 @@ def _workdir(cache: SegmentCache) -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def _write_review(manifest: Path) -> Path | None:
+    """The review page beside the film; the film and manifest are already safe, so a page that
+    cannot be made is a warning (``composer review`` retries it), never a failed render."""
+    import warnings
+
+    from ..review import write_review
+
+    try:
+        return write_review(manifest)
+    except ComposerError as exc:
+        warnings.warn(f"review page not written: {exc}", stacklevel=2)
+        return None
 
 
 def _write_chain_media(plan: RenderPlan, board: Storyboard, outcomes: dict[int, SegmentOutcome],
@@ -331,4 +349,5 @@ def _manifest(board: Storyboard, plan: RenderPlan, backend: Backend, outcomes: d
         "assembly": {k: v for k, v in report.items() if k not in ("seams", "transforms")},
         "segments": segments,
         "plan": plan.model_dump(mode="json"),
+        "timeline": board_timeline(board, plan),
     }
