@@ -220,7 +220,9 @@ def test_sigkill_mid_request_then_resume_pays_nothing_twice(emu, write_board, tm
                             env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not list((cache / "journal").glob("*.json")):
+        # the journal holds an intent first (before the submit), then the request id
+        while time.monotonic() < deadline and not any(
+                "request_id" in json.loads(j.read_text() or "{}") for j in (cache / "journal").glob("*.json")):
             assert proc.poll() is None, proc.stderr.read().decode()
             time.sleep(0.02)
         (journal,) = list((cache / "journal").glob("*.json"))

@@ -1,8 +1,9 @@
 """Run a RenderPlan's segments against a backend: a chain's segments in order,
 independent chains concurrently, every result through the segment cache.
 
-Paid requests are journalled at submit and written to the cost ledger; a budget
-stops before a request would cross it; a failure stops only its own chain.
+A paid segment is leased, journalled (an intent before the submit, the id after it) and
+written to the cost ledger through ``composer.store.PaidRequest``; a budget stops before a
+request would cross it; a failure stops only its own chain.
 """
 from __future__ import annotations
 
@@ -12,13 +13,16 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from ..backends.base import Backend, BackendEvent, GenerateContext, file_url
 from ..errors import BudgetExceeded, Cancelled, ComposerError, MediaError
 from ..planner import PlannedSegment, RenderPlan
 from ..request import GenerationRequest
 from ..storyboard.models import Storyboard
+from ..store import PaidRequest
+from ..store.base import default_owner
 from .cache import SegmentCache, file_sha256, segment_key
 from ..events import (
     CostIncurred,
@@ -155,6 +159,7 @@ class Scheduler:
         self.cancel = cancel or threading.Event()
         self.media = MediaResolver(board, plan, cache)
         self.keys = compute_keys(plan, board, backend, self.media)
+        self.owner = default_owner()  # who holds this run's leases
         self.only = only  # segments needed (a partial render); None = all
         self._shown_tails: dict[int, list[Any]] = {}  # parent index -> its last frames as shown (corrected tails)
         self.outcomes: dict[int, SegmentOutcome] = {s.index: SegmentOutcome(s.index, self.keys[s.index]) for s in plan.segments}
@@ -200,7 +205,7 @@ class Scheduler:
                 out.status, out.error, out.error_type = "failed", str(exc), type(exc).__name__
                 broken = f"not rendered: {seg.label} failed"
                 self.emit(SegmentFailed(seg.index, seg.label, str(exc)))
-            except Exception as exc:  # a bug must not lose the other chains' work
+            except Exception as exc:  # noqa: BLE001 - a bug must not lose the other chains' work
                 out.status, out.error = "failed", f"internal error: {exc!r}"
                 broken = f"not rendered: {seg.label} failed"
                 self.emit(SegmentFailed(seg.index, seg.label, out.error + "\n" + traceback.format_exc()))
@@ -208,60 +213,82 @@ class Scheduler:
     def _run_segment(self, seg: PlannedSegment, out: SegmentOutcome) -> None:
         key = self.keys[seg.index]
         started = time.monotonic()
-        entry = self.cache.get(key)
+        entry = self.cache.lookup(key)
+        if entry is None and self.cancel.is_set():
+            raise Cancelled("cancelled")
+        paid = None
+        if entry is None and self.backend.paid:
+            # the lease: machines sharing the cache never pay twice for one segment
+            paid = PaidRequest(
+                self.cache.store, key, label=seg.label, cost=seg.cost_usd, backend=self.backend.identity(),
+                record={"segment": seg.index, "scene": seg.scene}, consent=self.cache.consent, owner=self.owner,
+                cancelled=self.cancel.is_set,
+                on_wait=lambda busy: self.emit(SegmentLog(seg.index, "log", f"another render ({busy.owner}) is "
+                                                          "making this segment; waiting for it", {})))
+            entry = paid.acquire(lookup=False)
+            if entry is None:
+                entry = self.cache.lookup(key)  # published by another machine while we waited
+                if entry is not None:
+                    paid.done()
         if entry is not None:
             out.status, out.video, out.request_id = "cached", entry.video, entry.meta.get("request_id")
             out.seed = entry.meta.get("seed")
             self.emit(SegmentDone(seg.index, seg.label, cached=True, seconds=0.0, request_id=out.request_id))
             return
-        if self.cancel.is_set():
-            raise Cancelled("cancelled")
+        try:
+            self._generate(seg, out, key, paid, started)
+        except BaseException as exc:
+            if paid is not None:
+                paid.failed(exc)
+            raise
+
+    def _generate(self, seg: PlannedSegment, out: SegmentOutcome, key: str, paid: PaidRequest | None,
+                  started: float) -> None:
         self.emit(SegmentStarted(seg.index, seg.label))
         request = self._materialise(seg)
-        cost = request.cost_usd() if self.backend.paid else 0.0
-        journal = self.cache.journal_get(key) if self.backend.paid else None
-        resume_id = journal.get("request_id") if journal else None
+        cost = request.cost_usd() if paid is not None else 0.0
+        resume_id = paid.resume_id if paid is not None else None
         # re-attaching to a request already paid for costs nothing new
-        cost_reserved = cost if resume_id is None else 0.0
-        self.budget.reserve(cost_reserved, seg.label)
+        reserved = [cost if resume_id is None else 0.0]
+        self.budget.reserve(reserved[0], seg.label)
 
-        def on_submitted(request_id: str) -> None:
-            self.cache.journal_put(key, {"request_id": request_id, "backend": self.backend.identity(),
-                                         "segment": seg.index, "scene": seg.scene, "submitted_at": time.time()})
+        def confirm_resubmit(reason: str) -> None:
+            assert paid is not None
+            paid.confirm_resubmit(reason)  # raises unless a person agreed to pay again
+            self.budget.reserve(cost, seg.label)
+            reserved[0] += cost
 
+        if paid is not None:
+            paid.cost = cost
+            paid.intend()
         ctx = GenerateContext(
             label=seg.label,
             on_event=lambda ev: self._backend_event(seg, ev),
-            on_submitted=on_submitted,
+            on_submitted=paid.on_submitted if paid is not None else None,
             resume_request_id=resume_id,
             cancelled=self.cancel.is_set,
+            confirm_resubmit=confirm_resubmit if paid is not None else None,
         )
         segdir = self.workdir / f"seg{seg.index:04d}"
         segdir.mkdir(parents=True, exist_ok=True)
         try:
             result = self.backend.generate(request, segdir, ctx)
         except BaseException:
-            self.budget.settle(cost_reserved, paid=False)
+            self.budget.settle(reserved[0], paid=False)
             raise
-        self.budget.settle(cost_reserved, paid=True)
+        self.budget.settle(reserved[0], paid=True)
+        # the ledger first: the money is spent whatever the clip turns out to be
+        newly_paid = paid.settle(result.request_id) if paid is not None else False
+        if newly_paid:
+            self.emit(CostIncurred(seg.index, cost, self.budget.spent_usd))
         self._check_output(seg, result.path, result.num_frames)
-        paid = cost if (self.backend.paid and result.request_id) else 0.0  # what this segment cost, ever
-        entry = self.cache.put(key, result.path, {
+        meta = {
             "segment": seg.index, "scene": seg.scene, "backend": self.backend.identity(),
             "request_id": result.request_id, "seed": result.seed if result.seed is not None else seg.seed,
-            "num_frames": seg.num_frames, "cost_usd": paid,
-        })
-        newly_paid = bool(self.backend.paid and result.request_id and result.request_id != resume_id)
-        if self.backend.paid and result.request_id:
-            # A re-attached request was paid by the run that was killed before it could write the ledger.
-            unrecorded = not newly_paid and all(r.get("request_id") != result.request_id for r in self.cache.ledger())
-            if newly_paid or unrecorded:
-                self.cache.ledger_append({"request_id": result.request_id, "segment": seg.index, "scene": seg.scene,
-                                          "key": key, "cost_usd": cost, "backend": self.backend.identity(),
-                                          **({"resumed": True} if unrecorded else {})})
-            if newly_paid:
-                self.emit(CostIncurred(seg.index, cost, self.budget.spent_usd))
-            self.cache.journal_clear(key)
+            "num_frames": seg.num_frames,
+            "cost_usd": cost if (paid is not None and result.request_id) else 0.0,  # what this segment cost, ever
+        }
+        entry = paid.publish(result.path, meta) if paid is not None else self.cache.publish(key, result.path, meta)
         out.status, out.video, out.request_id = "generated", entry.video, result.request_id
         out.seconds = time.monotonic() - started
         out.cost_usd = cost if newly_paid else 0.0
