@@ -111,7 +111,8 @@ def _ask_before_paying_twice(b: Any, backend_name: str, cache: Any, yes: bool) -
     """Segments whose journal says an earlier run may have paid (an intent with its id lost, or an
     id whose result fal has probably dropped): say so with the cost, and ask (``--yes`` in scripts)."""
     from ..planner import plan
-    from ..store import doubts
+    from ..store import Busy, doubts
+    from ..store.base import default_owner
 
     if yes or backend_name != "fal":
         cache.consent.everything = yes
@@ -120,9 +121,15 @@ def _ask_before_paying_twice(b: Any, backend_name: str, cache: Any, yes: bool) -
     keys = _plan_keys(b, p, backend_name, cache)
     doubtful = []
     for seg in p.segments:
-        why = doubts(cache.journal_get(keys[seg.index]))
-        if why is not None and not cache.has(keys[seg.index]):
-            doubtful.append((seg, why))
+        key = keys[seg.index]
+        why = doubts(cache.journal_get(key))
+        if why is None or cache.has(key):
+            continue
+        got = cache.claim(key, default_owner(), 5.0)
+        if isinstance(got, Busy):
+            continue  # another machine is working on it right now: the render waits for it
+        cache.store.release(got)
+        doubtful.append((seg, why))
     if not doubtful:
         return
     cost = sum(seg.cost_usd for seg, _ in doubtful)
