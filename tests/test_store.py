@@ -18,7 +18,7 @@ from composer.errors import CacheError
 from composer.rendering import SegmentCache
 from composer.store import Busy, Claim, LocalStore, open_store
 from composer.store.remote import RemoteStore
-from composer.testing.s3 import s3_bucket, s3_server  # noqa: F401
+from composer.testing.s3 import s3_bucket, s3_server
 
 
 def blob(tmp_path: Path, name: str, size: int = 50_000) -> Path:
@@ -224,7 +224,7 @@ def test_segment_cache_keeps_the_folder_layout(tmp_path):
     assert (root / "segments" / new_key[:2] / new_key / "video.mp4").read_bytes() == video.read_bytes()
 
 
-def test_an_s3_url_with_no_such_bucket_is_a_clear_error(s3_server, monkeypatch, tmp_path):  # noqa: F811
+def test_an_s3_url_with_no_such_bucket_is_a_clear_error(s3_server, monkeypatch, tmp_path):
     for name, value in s3_server.env().items():
         monkeypatch.setenv(name, value)
     with pytest.raises(CacheError, match=r"cannot write to the cache at s3://no-such-bucket-x/p .*nothing was spent"):

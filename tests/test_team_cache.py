@@ -20,8 +20,8 @@ from composer.media import probe
 from composer.planner import plan
 from composer.rendering import SegmentCache
 from composer.storyboard import load
-from composer.testing.fixtures import fal_emulator_factory  # noqa: F401
-from composer.testing.s3 import s3_bucket, s3_server  # noqa: F401
+from composer.testing.fixtures import fal_emulator_factory
+from composer.testing.s3 import s3_bucket, s3_server
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "sk-test-team:0f3c9a1e5b7d"
@@ -64,7 +64,7 @@ OTHER_BOARD = HEAD + """\
 
 
 @pytest.fixture
-def emu(fal_emulator_factory):  # noqa: F811
+def emu(fal_emulator_factory):
     return fal_emulator_factory(canned=True, key=SECRET)
 
 
@@ -134,7 +134,7 @@ def two_machines_one_killed(emu, write_board, tmp_path: Path, cache: str, env: d
         wait_until(lambda: sorted(r.get("request_id") or "" for r in view.journal()) == sorted(ids), procs=(a, b))
         kill(a)  # machine a dies mid-render, maybe holding leases
         emu.release()
-        out, err = b.communicate(timeout=180)
+        _, err = b.communicate(timeout=180)
     finally:
         for proc in (a, b):
             if proc.poll() is None:
@@ -156,7 +156,7 @@ def two_machines_one_killed(emu, write_board, tmp_path: Path, cache: str, env: d
     return machines
 
 
-def test_two_machines_on_one_bucket_pay_each_segment_once(emu, write_board, tmp_path, s3_bucket):  # noqa: F811
+def test_two_machines_on_one_bucket_pay_each_segment_once(emu, write_board, tmp_path, s3_bucket):
     url, env = s3_bucket
     machines = two_machines_one_killed(emu, write_board, tmp_path, url, env)
     board = tmp_path / "board.yaml"
