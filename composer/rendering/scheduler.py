@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 import traceback
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ from ..planner import PlannedSegment, RenderPlan
 from ..request import GenerationRequest
 from ..storyboard.models import Storyboard
 from ..store import PaidRequest
-from ..store.base import default_owner
+from ..store.base import Busy, default_owner, lease_ttl_s
 from .cache import SegmentCache, file_sha256, segment_key
 from ..events import (
     CostIncurred,
@@ -51,6 +52,16 @@ class SegmentOutcome:
     @property
     def ok(self) -> bool:
         return self.status in ("cached", "generated")
+
+
+@dataclass
+class _ChainRun:
+    """Where one chain's rendering stands (a chain can be set aside and picked up again)."""
+
+    segments: list[PlannedSegment]
+    position: int = 0
+    broken: str | None = None
+    stream: Any = None
 
 
 @dataclass
@@ -175,40 +186,79 @@ class Scheduler:
         for ch in chains:
             for s in ch:
                 self.emit(SegmentQueued(s.index, s.label))
-        if self.jobs == 1 or len(chains) == 1:
-            for ch in chains:
-                self._run_chain(ch)
+        queue = deque(_ChainRun(ch) for ch in chains)
+        lock = threading.Lock()
+
+        def worker() -> None:
+            # A chain whose next segment another machine is making goes to the back of the
+            # queue while other chains wait: machines sharing a cache spread over the chains.
+            while True:
+                with lock:
+                    if not queue:
+                        return
+                    run = queue.popleft()
+                    others = bool(queue)
+                if not self._run_chain(run, defer=others):
+                    with lock:
+                        queue.append(run)
+                    time.sleep(0.05)
+
+        workers = min(self.jobs, len(chains))
+        if workers <= 1:
+            worker()
         else:
-            with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="chain") as pool:
-                list(pool.map(self._run_chain, chains))
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="chain") as pool:
+                for f in [pool.submit(worker) for _ in range(workers)]:
+                    f.result()
         return self.outcomes
 
-    def _run_chain(self, chain: list[PlannedSegment]) -> None:
-        broken: str | None = None
-        stream = None
-        if tail_mode(self.board) == "corrected" and len(chain) > 1:
+    def _run_chain(self, run: _ChainRun, *, defer: bool = False) -> bool:
+        """Render the chain's remaining segments in order; False when deferred (its next segment is
+        leased by another machine and ``defer`` allows taking other work meanwhile)."""
+        chain = run.segments
+        if run.stream is None and tail_mode(self.board) == "corrected" and len(chain) > 1:
             from ..assemble import ChainStream
 
-            stream = ChainStream(self.plan.chains[chain[0].chain], self.plan, self.board.defaults.colour,
-                                 keep_full_tail=True, keep_samples=True)
-        for seg in chain:
+            run.stream = ChainStream(self.plan.chains[chain[0].chain], self.plan, self.board.defaults.colour,
+                                     keep_full_tail=True, keep_samples=True)
+        stream = run.stream
+        while run.position < len(chain):
+            seg = chain[run.position]
             out = self.outcomes[seg.index]
-            if broken is not None or self.cancel.is_set():
-                out.status, out.error = "skipped", broken or "cancelled"
+            if run.broken is not None or self.cancel.is_set():
+                out.status, out.error = "skipped", run.broken or "cancelled"
                 self.emit(SegmentFailed(seg.index, seg.label, out.error, skipped=True))
+                run.position += 1
                 continue
             try:
+                if defer and self._leased_elsewhere(seg):
+                    return False
                 if stream is not None and seg.depends_on is not None and not self.cache.has(self.keys[seg.index]):
                     self._follow_chain(stream, seg.depends_on)
                 self._run_segment(seg, out)
             except ComposerError as exc:
                 out.status, out.error, out.error_type = "failed", str(exc), type(exc).__name__
-                broken = f"not rendered: {seg.label} failed"
+                run.broken = f"not rendered: {seg.label} failed"
                 self.emit(SegmentFailed(seg.index, seg.label, str(exc)))
             except Exception as exc:  # noqa: BLE001 - a bug must not lose the other chains' work
                 out.status, out.error = "failed", f"internal error: {exc!r}"
-                broken = f"not rendered: {seg.label} failed"
+                run.broken = f"not rendered: {seg.label} failed"
                 self.emit(SegmentFailed(seg.index, seg.label, out.error + "\n" + traceback.format_exc()))
+            run.position += 1
+        return True
+
+    def _leased_elsewhere(self, seg: PlannedSegment) -> bool:
+        """Whether another run holds the lease of an unpublished paid segment right now."""
+        if not self.backend.paid:
+            return False
+        key = self.keys[seg.index]
+        if self.cache.has(key):
+            return False
+        got = self.cache.claim(key, self.owner, lease_ttl_s())
+        if isinstance(got, Busy):
+            return True
+        self.cache.store.release(got)
+        return False
 
     def _run_segment(self, seg: PlannedSegment, out: SegmentOutcome) -> None:
         key = self.keys[seg.index]

@@ -173,13 +173,19 @@ class RemoteStore(Store):
 
     def _read_lease(self, path: str) -> tuple[dict[str, Any] | None, str | None]:
         """The lease and the ETag of exactly those bytes (s3fs reads with If-Match on the HEAD's ETag)."""
-        with self._errors("read a lease"):
+        for attempt in range(5):
             try:
-                with self.fs.open(path, "rb") as f:
+                with self._errors("read a lease"), self.fs.open(path, "rb") as f:
                     details = getattr(f, "details", {}) or {}
                     data = f.read()
+                break
             except FileNotFoundError:
                 return None, None
+            except CacheError:
+                # renewed between the HEAD and the GET (s3fs: FileExpired): read it again
+                if attempt == 4:
+                    raise
+                time.sleep(0.05)
         try:
             lease = json.loads(data)
         except ValueError:
