@@ -30,4 +30,4 @@ def test_team_cache_quick(tmp_path: Path) -> None:
     read = data["read"]
     assert set(read["ratios"]) == {"cold", "warm"} and read["segments"] >= 2
     for k in ("local", "cold", "warm"):
-        assert 0 < read["median"][k]["wall"] and 0 <= read["median"][k]["segments_in"] <= read["median"][k]["wall"]
+        assert read["median"][k]["wall"] > 0 and 0 <= read["median"][k]["segments_in"] <= read["median"][k]["wall"]
