@@ -129,25 +129,26 @@ def test_a_dead_holders_lease_expires_and_is_taken_over(kind, tmp_path, request)
            else request.getfixturevalue("s3_bucket")[0])
     key = key_of("expiring")
     dead = RemoteStore(url, tmp_path / "dead")
-    claim = dead.claim(key, "dead-machine", ttl=2.0)
+    claim = dead.claim(key, "dead-machine", ttl=30)
     assert isinstance(claim, Claim)
     dead.record(claim, {"request_id": "req-7", "submitted_at": time.time()})
     dead.close()  # its heartbeat stops, as when the process dies
     alive = RemoteStore(url, tmp_path / "alive")
     assert isinstance(alive.claim(key, "alive", ttl=30), Busy)
-    time.sleep(2.2)
+    assert dead.renew(claim, -1.0)  # its last heartbeat, now in the past: the lease has expired
     taken = alive.claim(key, "alive", ttl=30)
     assert isinstance(taken, Claim) and taken.request_id == "req-7"
-    assert not dead.renew(claim, 2.0)  # the old holder learns it lost the lease
+    assert not dead.renew(claim, 30)  # the old holder learns it lost the lease
+    assert isinstance(RemoteStore(url, tmp_path / "third").claim(key, "third", ttl=30), Busy)
 
 
 def test_a_live_holders_heartbeat_keeps_its_lease(s3_bucket, tmp_path):
     url, _ = s3_bucket
     key = key_of("beating")
     holder = RemoteStore(url, tmp_path / "h")
-    assert isinstance(holder.claim(key, "holder", ttl=1.0), Claim)
+    assert isinstance(holder.claim(key, "holder", ttl=3.0), Claim)
     other = RemoteStore(url, tmp_path / "o")
-    time.sleep(2.5)  # well past the ttl: only the heartbeat keeps it
+    time.sleep(7.0)  # more than twice the ttl: only the heartbeat (every ttl/3) keeps it
     assert isinstance(other.claim(key, "other", ttl=30), Busy)
     holder.close()
 

@@ -73,7 +73,7 @@ class Machines:
 
     def __init__(self, emu, tmp_path: Path, cache: str, env: dict[str, str] | None = None):
         self.emu, self.tmp, self.cache = emu, tmp_path, cache
-        self.env = {**(env or os.environ), **emu.env(), "COMPOSER_LEASE_TTL": "2", "PYTHONPATH": str(ROOT)}
+        self.env = {**(env or os.environ), **emu.env(), "COMPOSER_LEASE_TTL": "5", "PYTHONPATH": str(ROOT)}
 
     def args(self, board: Path, name: str, *extra: str) -> list[str]:
         return ["render", str(board), "-o", str(self.tmp / f"{name}.mp4"), "--backend", "fal",

@@ -126,9 +126,16 @@ class RemoteStore(Store):
         return out
 
     def check_writable(self) -> None:
+        """Write a probe object; on S3 also learn whether the store honours ``If-None-Match: *``."""
         probe = self._p("tmp", f"probe-{uuid.uuid4().hex}")
         try:
-            self.fs.pipe_file(probe, b"")
+            self.fs.pipe_file(probe, b"", mode="create")
+            if self.conditional:
+                try:
+                    self.fs.pipe_file(probe, b"again", mode="create")
+                    self.conditional = False  # it overwrote: leases fall back to read-then-write
+                except FileExistsError:
+                    pass
             self.fs.rm_file(probe)
         except Exception as exc:  # noqa: BLE001 - see _errors
             raise CacheError(f"cannot write to the cache at {self.url} ({type(exc).__name__}: {exc}); check the "
@@ -331,6 +338,8 @@ class RemoteStore(Store):
 
     # -- housekeeping ---------------------------------------------------------
     def info(self) -> StoreInfo:
+        with contextlib.suppress(CacheError):
+            self.check_writable()  # learns whether conditional writes are honoured
         entries = list(self.entries())
         ledger = self.ledger()
         return StoreInfo(self.url, len(entries), sum(e.meta.get("size", 0) for e in entries), len(self.journal()),
