@@ -286,3 +286,27 @@ def test_a_read_only_cache_folder_is_a_clear_error(write_board, tmp_path):
     finally:
         if ro != cache:
             subprocess.run(["umount", str(ro)], capture_output=True)
+
+
+def test_generate_killed_after_the_submit_was_accepted_asks_before_paying_again(emu, tmp_path):
+    """``composer generate`` keeps its books through the same helper as ``render``: intent first."""
+    cache = tmp_path / "cache"
+    env = {**os.environ, **emu.env(), "PYTHONPATH": str(ROOT)}
+    args = [sys.executable, "-c", BOOT, "generate", "a red kite", "--backend", "fal", "-o", str(tmp_path / "k.mp4"),
+            "--cache-dir", str(cache), "--num-frames", "17", "--resolution", "480p"]
+    proc = subprocess.Popen(args, env={**env, "COMPOSER_TEST_PAUSE_AFTER_SUBMIT": "60"}, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        emu.wait_for_submit(1, timeout=60)
+        wait_until(lambda: list((cache / "journal").glob("generate-*.json")), procs=(proc,))
+    finally:
+        kill(proc)
+    again = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 1 and "Traceback" not in again.stderr
+    assert again.stderr.strip().startswith("error: generate: a run stopped")
+    assert "may pay twice ($0.04)" in again.stderr and "--yes" in again.stderr
+    assert emu.submit_count() == 1 and not (tmp_path / "k.mp4").exists()
+    agreed = subprocess.run([*args, "--yes"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert agreed.returncode == 0, agreed.stderr
+    assert emu.submit_count() == 2 and probe(tmp_path / "k.mp4").num_frames == 17
+    assert len(SegmentCache(cache).ledger()) == 1 and SegmentCache(cache).journal() == []
