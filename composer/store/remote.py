@@ -160,9 +160,12 @@ class RemoteStore(Store):
                 try:
                     self.fs.get_file(self._entry_dir(key) + "/" + name, str(local))
                 except FileNotFoundError:
-                    return None
-            if local.stat().st_size != meta.get("size") or file_sha256(local) != meta.get("sha256"):
-                return None  # never use a damaged or half-written entry
+                    local.unlink(missing_ok=True)
+            if not local.is_file() or local.stat().st_size != meta.get("size") or file_sha256(local) != meta.get("sha256"):
+                # The manifest is written only after its video is complete, so this entry was damaged
+                # afterwards: never use it, and unpublish it so the segment can be made (and published) again.
+                self.discard(key)
+                return None
             return self.layer.admit(key, local, meta)
         finally:
             import shutil
