@@ -201,7 +201,7 @@ class Scheduler:
                 if not self._run_chain(run, defer=others):
                     with lock:
                         queue.append(run)
-                    time.sleep(0.05)
+                    time.sleep(0.25)  # each look at a lease is a request to the store: not too often
 
         workers = min(self.jobs, len(chains))
         if workers <= 1:

@@ -75,7 +75,7 @@ class PaidRequest:
     def __init__(self, store: Store, key: str, *, label: str, cost: float, backend: str,
                  record: dict[str, Any] | None = None, consent: Consent | None = None, owner: str | None = None,
                  ttl: float | None = None, cancelled: Callable[[], bool] | None = None,
-                 on_wait: Callable[[Busy], None] | None = None, poll: float = 0.2):
+                 on_wait: Callable[[Busy], None] | None = None, poll: float = 0.5):
         self.store, self.key, self.label, self.cost, self.backend = store, key, label, cost, backend
         self.record = dict(record or {})
         self.consent = consent or Consent()
