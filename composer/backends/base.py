@@ -33,6 +33,8 @@ class GenerateContext:
     ``on_submitted`` must be called with the backend's request id the moment a
     paid request is accepted (the scheduler journals it); ``resume_request_id`` is
     an id journalled by an earlier, interrupted run: fetch it instead of paying again.
+    ``confirm_resubmit(reason)`` is called before a request is bought anew because the
+    journalled one cannot be fetched (unknown or expired); it raises to refuse.
     """
 
     label: str = ""
@@ -40,6 +42,7 @@ class GenerateContext:
     on_submitted: Callable[[str], None] | None = None
     resume_request_id: str | None = None
     cancelled: Callable[[], bool] | None = None
+    confirm_resubmit: Callable[[str], None] | None = None
 
     def emit(self, kind: str, message: str = "", **data: Any) -> None:
         if self.on_event is not None:

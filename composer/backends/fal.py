@@ -425,6 +425,8 @@ class _Run:
         try:
             status = self.call("status", lambda: handle.status(with_logs=True), handle=handle, gone_ok=True)
         except _Gone:
+            if self.ctx.confirm_resubmit is not None:  # it may have expired: buying anew is the caller's call
+                self.ctx.confirm_resubmit(f"fal answers that request {request_id} is unknown or expired")
             self.ctx.emit("log", f"fal request {request_id} is unknown or expired; submitting anew")
             return None, None
         self.request_id = request_id

@@ -9,7 +9,8 @@ import functools
 import json
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import click
 
@@ -81,8 +82,10 @@ def validate(boards: tuple[Path, ...]) -> None:
 
 
 def cache_option(fn: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-                        help="Segment cache folder (default: the user cache dir, or $COMPOSER_CACHE_DIR).")(fn)
+    return click.option("--cache-dir", type=str, default=None, metavar="DIR|URL",
+                        help="Segment cache: a folder, or a team cache URL such as s3://bucket/prefix (needs the "
+                             "s3 extra) or gs://bucket/prefix (default: $COMPOSER_CACHE_DIR, else the user "
+                             "cache folder).")(fn)
 
 
 class BackendChoice(click.Choice):
@@ -119,15 +122,52 @@ def backend_options_for(name: str, **wanted: Any) -> dict[str, Any]:
     return {k: v for k, v in wanted.items() if v is not None and k in params}
 
 
-def _cached_map(board_obj: Any, p: Any, backend_name: str, cache_dir: Path | None) -> dict[int, bool]:
+def _plan_keys(board_obj: Any, p: Any, backend_name: str, cache: Any) -> dict[int, str]:
     from ..backends import get_backend
-    from ..rendering.cache import SegmentCache
     from ..rendering.scheduler import MediaResolver, compute_keys
 
+    return compute_keys(p, board_obj, get_backend(backend_name), MediaResolver(board_obj, p, cache))
+
+
+def _cached_map(board_obj: Any, p: Any, backend_name: str, cache_dir: str | None) -> dict[int, bool]:
+    from ..rendering.cache import SegmentCache
+
     cache = SegmentCache(cache_dir)
-    backend = get_backend(backend_name)
-    keys = compute_keys(p, board_obj, backend, MediaResolver(board_obj, p, cache))
-    return {i: cache.has(k) for i, k in keys.items()}
+    return {i: cache.has(k) for i, k in _plan_keys(board_obj, p, backend_name, cache).items()}
+
+
+def _ask_before_paying_twice(b: Any, backend_name: str, cache: Any, yes: bool) -> None:
+    """Segments whose journal says an earlier run may have paid (an intent with its id lost, or an
+    id whose result fal has probably dropped): say so with the cost, and ask (``--yes`` in scripts)."""
+    from ..planner import plan
+    from ..store import Busy, doubts
+    from ..store.base import default_owner
+
+    if yes or backend_name != "fal":
+        cache.consent.everything = yes
+        return
+    p = plan(b)
+    keys = _plan_keys(b, p, backend_name, cache)
+    doubtful = []
+    for seg in p.segments:
+        key = keys[seg.index]
+        why = doubts(cache.journal_get(key))
+        if why is None or cache.has(key):
+            continue
+        got = cache.claim(key, default_owner(), 5.0)
+        if isinstance(got, Busy):
+            continue  # another machine is working on it right now: the render waits for it
+        cache.store.release(got)
+        doubtful.append((seg, why))
+    if not doubtful:
+        return
+    cost = sum(seg.cost_usd for seg, _ in doubtful)
+    for seg, why in doubtful:
+        click.echo(f"{seg.label}: {why}", err=True)
+    click.echo(f"submitting {'it' if len(doubtful) == 1 else 'them'} again may pay twice: up to ${cost:.2f} "
+               f"for {len(doubtful)} request(s) (see https://fal.ai/dashboard/requests)", err=True)
+    if sys.stdin.isatty() and click.confirm("Submit again?", default=False, err=True):
+        cache.consent.keys.update(keys[seg.index] for seg, _ in doubtful)
 
 
 @main.command("plan")
@@ -136,7 +176,7 @@ def _cached_map(board_obj: Any, p: Any, backend_name: str, cache_dir: Path | Non
 @backend_option
 @cache_option
 @handle_errors
-def plan_cmd(board: Path, as_json: bool, backend: str, cache_dir: Path | None) -> None:
+def plan_cmd(board: Path, as_json: bool, backend: str, cache_dir: str | None) -> None:
     """Show the segments a render will generate, what it costs and how long the critical path is."""
     from ..planner import plan
     from ..storyboard import load
@@ -167,10 +207,12 @@ def plan_cmd(board: Path, as_json: bool, backend: str, cache_dir: Path | None) -
 @click.option("--no-review", is_flag=True, help="Do not write FILM.review.html (the review page).")
 @click.option("--dry-run", is_flag=True, help="Show what would be generated and what it would cost; generate nothing.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only errors.")
+@click.option("--yes", "-y", is_flag=True, help="Pay again without asking where an interrupted run may already have "
+                                               "paid (a submit whose id was lost, a result fal no longer keeps).")
 @handle_errors
-def render(board: Path, output: Path, backend: str, cache_dir: Path | None, jobs: int, max_cost: float | None,
+def render(board: Path, output: Path, backend: str, cache_dir: str | None, jobs: int, max_cost: float | None,
            retries: int, codec: str, drift: float | None, scenes: tuple[str, ...], frame_range: str | None,
-           draft: bool, per_chain: bool, no_review: bool, dry_run: bool, quiet: bool) -> None:
+           draft: bool, per_chain: bool, no_review: bool, dry_run: bool, quiet: bool, yes: bool) -> None:
     """Render BOARD into one film, reusing every segment already in the cache."""
     from ..planner import draft_board, plan
     from ..rendering import render as run_render
@@ -194,9 +236,13 @@ def render(board: Path, output: Path, backend: str, cache_dir: Path | None, jobs
         click.echo(render_plan_table(p, cached))
         return
     options = backend_options_for(backend, retries=retries, drift=drift)
+    from ..rendering.cache import SegmentCache
+
+    cache = SegmentCache(cache_dir, writable=True)
+    _ask_before_paying_twice(b, backend, cache, yes)
     progress = Progress(quiet=quiet)
     try:
-        result = run_render(b, output, backend=backend, cache=cache_dir, jobs=jobs, max_cost=max_cost,
+        result = run_render(b, output, backend=backend, cache=cache, jobs=jobs, max_cost=max_cost,
                             on_event=progress, codec=codec, backend_options=options,
                             scenes=list(scenes) or None, frame_range=frames, per_chain=per_chain,
                             review=not no_review)
@@ -229,7 +275,7 @@ def cache() -> None:
 @cache.command("info")
 @cache_option
 @handle_errors
-def cache_info(cache_dir: Path | None) -> None:
+def cache_info(cache_dir: str | None) -> None:
     """Where the cache is, how big, what was paid, what is in flight."""
     from ..rendering.cache import SegmentCache
 
@@ -238,6 +284,11 @@ def cache_info(cache_dir: Path | None) -> None:
     click.echo(f"segments: {info['segments']} ({info['bytes'] / 1e6:.1f} MB)")
     click.echo(f"requests in flight (journalled): {info['in_flight_requests']}")
     click.echo(f"paid requests in ledger: {info['paid_requests']} (${info['paid_usd']:.2f})")
+    if "local_layer" in info:
+        click.echo(f"local layer: {info['local_layer']} ({info['local_bytes'] / 1e6:.1f} MB)")
+        if not info.get("conditional_writes"):
+            click.echo("note: this store has no conditional writes: two machines starting one segment at the same "
+                       "moment could both pay (see README, team cache)")
 
 
 @cache.command("prune")
@@ -246,7 +297,7 @@ def cache_info(cache_dir: Path | None) -> None:
 @click.option("--max-size", type=click.FloatRange(min=0), default=None, help="Remove oldest entries until the cache is under this many MB.")
 @click.option("--all", "everything", is_flag=True, help="Remove every segment.")
 @handle_errors
-def cache_prune(cache_dir: Path | None, older_than: float | None, max_size: float | None, everything: bool) -> None:
+def cache_prune(cache_dir: str | None, older_than: float | None, max_size: float | None, everything: bool) -> None:
     """Remove cached segments (the ledger of paid requests is kept)."""
     from ..rendering.cache import SegmentCache
 

@@ -145,9 +145,12 @@ def check_cache(root: str | Path | None = None) -> Check:
     """The cache's path, whether it is writable, how big it is and what the ledger says was paid."""
     from ..rendering.cache import SegmentCache, default_cache_dir
 
-    path = Path(root).expanduser() if root else default_cache_dir()
+    from ..store import is_url
+
+    path: str | Path = root if isinstance(root, str) and is_url(root) else (
+        Path(root).expanduser() if root else default_cache_dir())
     try:
-        cache = SegmentCache(path)
+        cache = SegmentCache(path, writable=True)
         probe = cache.root / "tmp" / f".doctor-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         probe.write_bytes(b"ok")
         probe.unlink()
@@ -158,7 +161,7 @@ def check_cache(root: str | Path | None = None) -> Check:
     details = {"path": str(cache.root), "writable": True, "segments": info["segments"], "bytes": info["bytes"],
                "in_flight_requests": info["in_flight_requests"], "paid_requests": info["paid_requests"],
                "paid_usd": info["paid_usd"], "free_bytes": free}
-    summary = (f"{cache.root} (writable; {info['segments']} segment(s), {info['bytes'] / 1e6:.1f} MB; "
+    summary = (f"{cache.url} (writable; {info['segments']} segment(s), {info['bytes'] / 1e6:.1f} MB; "
                f"ledger: {info['paid_requests']} paid request(s), ${info['paid_usd']:.2f}; "
                f"{free / 1e9:.1f} GB free)")
     if info["in_flight_requests"]:

@@ -14,11 +14,12 @@ import tempfile
 import types
 import typing
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import annotated_types
 import click
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from ..errors import ComposerError
 from ..backends.fal_catalog import output_size, request_cost
@@ -235,7 +236,7 @@ def build_request(body: dict[str, Any]) -> GenerationRequest:
 def _generate_key(request: GenerationRequest, backend_identity: str) -> str:
     """A journal key for one generate request: its body without URLs plus its local media's bytes."""
     from ..backends.base import local_path
-    from ..rendering.cache import file_sha256
+    from ..store import file_sha256
     from ..request import canonical_json
 
     media = []
@@ -267,11 +268,13 @@ def _generate_key(request: GenerationRequest, backend_identity: str) -> str:
               help="fal: retries of a transient failure.")
 @click.option("--dry-run", is_flag=True, help="Print the request body and its cost; generate nothing.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the result and errors.")
+@click.option("--yes", "-y", is_flag=True, help="Pay again without asking where an earlier, interrupted run may "
+                                               "already have paid (its result lost or expired).")
 @endpoint_options
 @handle_errors
 def generate(prompt_text: str | None, json_file: str | None, image_specs: tuple[str, ...], video_specs: tuple[str, ...],
-             output: Path, backend: str, cache_dir: Path | None, retries: int, dry_run: bool, quiet: bool,
-             **fields: Any) -> None:
+             output: Path, backend: str, cache_dir: str | None, retries: int, dry_run: bool, quiet: bool,
+             yes: bool, **fields: Any) -> None:
     """Generate one clip from one request: PROMPT and options, or a JSON body (--json).
 
     Every endpoint field is an option (--num-frames, --resolution, --seed, …); local
@@ -335,16 +338,17 @@ def generate(prompt_text: str | None, json_file: str | None, image_specs: tuple[
         click.echo(json.dumps(request.to_endpoint_json(), indent=2))
         instance.close()
         return
-    _run_generate(instance, request, output, cache_dir, quiet)
+    _run_generate(instance, request, output, cache_dir, quiet, yes)
 
 
-def _run_generate(instance: Any, request: GenerationRequest, output: Path, cache_dir: Path | None, quiet: bool) -> None:
+def _run_generate(instance: Any, request: GenerationRequest, output: Path, cache_dir: str | None, quiet: bool,
+                  yes: bool = False) -> None:
     from ..backends.base import BackendEvent, GenerateContext
     from ..media import atomic_output, probe
 
-    cache = None
-    journal_key = None
+    paid = None
     resume_id = None
+    cache = None
     if instance.paid:
         import os
 
@@ -352,11 +356,15 @@ def _run_generate(instance: Any, request: GenerationRequest, output: Path, cache
             raise ComposerError("FAL_KEY is not set: export your fal API key (https://fal.ai/dashboard/keys) "
                                 "to use --backend fal; nothing was spent")
         from ..rendering.cache import SegmentCache
+        from ..store import Consent, PaidRequest
 
-        cache = SegmentCache(cache_dir)
-        journal_key = _generate_key(request, instance.identity())
-        journal = cache.journal_get(journal_key)
-        resume_id = journal.get("request_id") if journal else None
+        cache = SegmentCache(cache_dir, writable=True)
+        paid = PaidRequest(cache.store, _generate_key(request, instance.identity()), label="generate",
+                           cost=request_cost(request.enable_detail_pass), backend=instance.identity(), record={"command": "generate"},
+                           consent=Consent(everything=yes))
+        paid.acquire(lookup=False)
+        resume_id = paid.resume_id
+        paid.intend()
 
     def on_event(ev: BackendEvent) -> None:
         if quiet:
@@ -364,25 +372,23 @@ def _run_generate(instance: Any, request: GenerationRequest, output: Path, cache
         if ev.kind in ("queued", "log", "retry", "submitted"):
             click.echo(f"  {ev.message}", err=True)
 
-    def on_submitted(request_id: str) -> None:
-        if cache is not None and journal_key is not None:
-            import time
-
-            cache.journal_put(journal_key, {"request_id": request_id, "backend": instance.identity(),
-                                            "command": "generate", "submitted_at": time.time()})
-
-    ctx = GenerateContext(label="", on_event=on_event, on_submitted=on_submitted, resume_request_id=resume_id)
+    ctx = GenerateContext(label="", on_event=on_event, on_submitted=paid.on_submitted if paid else None,
+                          resume_request_id=resume_id, confirm_resubmit=paid.confirm_resubmit if paid else None)
     workdir = Path(tempfile.mkdtemp(prefix="composer-generate-", dir=cache.root / "tmp" if cache else None))
     try:
-        result = instance.generate(request, workdir, ctx)
-        with atomic_output(output) as tmp:
-            shutil.move(str(result.path), tmp)
-        if cache is not None and journal_key is not None and result.request_id:
-            if not any(r.get("request_id") == result.request_id for r in cache.ledger()):
-                cache.ledger_append({"request_id": result.request_id, "cost_usd": request_cost(request.enable_detail_pass),
-                                     "backend": instance.identity(), "command": "generate",
-                                     **({"resumed": True} if result.request_id == resume_id else {})})
-            cache.journal_clear(journal_key)
+        try:
+            result = instance.generate(request, workdir, ctx)
+            if paid is not None:
+                paid.settle(result.request_id)
+            with atomic_output(output) as tmp:
+                shutil.move(str(result.path), tmp)
+        except BaseException as exc:
+            if paid is not None:
+                paid.failed(exc)
+            raise
+        if paid is not None:
+            paid.done()
+        resume_id = paid.resume_id if paid is not None else None  # None when it had expired and was bought anew
     finally:
         instance.close()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -1,41 +1,31 @@
-"""The content-addressed segment cache, its request journal and its cost ledger.
+"""The segment cache as the render sees it: keys, and ``SegmentCache`` over a store.
 
 A segment's key is a hash chain (request without URLs, user media hashes, the key
 of the segment that conditions it), so an unchanged segment is never paid twice.
-Entries are written atomically and verified by hash before use.
+Where entries live (a folder, or an object store shared by a team) is ``composer.store``.
 """
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import shutil
-import threading
-import time
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from platformdirs import user_cache_dir
-
-from ..atomic import atomic_dir, atomic_write_text, remove_dir
-from ..errors import CacheError
 from ..request import canonical_json
+from ..store import (
+    CacheEntry,
+    Consent,
+    Store,
+    default_cache_dir,
+    file_sha256,
+    is_url,
+    open_store,
+)
+from ..store.base import Busy, Claim
 
 CACHE_VERSION = 1
 
-
-def default_cache_dir() -> Path:
-    env = os.environ.get("COMPOSER_CACHE_DIR")
-    return Path(env).expanduser() if env else Path(user_cache_dir("composer"))
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+__all__ = ["CACHE_VERSION", "CacheEntry", "SegmentCache", "default_cache_dir", "file_sha256", "segment_key"]
 
 
 def segment_key(*, backend: str, request_without_urls: dict[str, Any], media_hashes: list[str],
@@ -56,154 +46,97 @@ def segment_key(*, backend: str, request_without_urls: dict[str, Any], media_has
     return hashlib.sha256(canonical_json(material).encode()).hexdigest()
 
 
-@dataclass(frozen=True)
-class CacheEntry:
-    key: str
-    video: Path
-    meta: dict[str, Any]
-
-
 class SegmentCache:
-    """Segments on disk under ``root``: ``segments/ab/<key>/{video.mp4,meta.json}``."""
+    """The cache a render uses: a folder (``segments/ab/<key>/{video.mp4,meta.json}``) or a URL.
 
-    def __init__(self, root: Path | str | None = None):
-        self.root = Path(root).expanduser() if root else default_cache_dir()
-        self._lock = threading.Lock()
-        try:
-            for sub in ("segments", "journal", "tmp", "media"):
-                (self.root / sub).mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise CacheError(f"cannot create cache at {self.root}: {exc}") from None
+    ``SegmentCache("s3://bucket/prefix")`` keeps entries in the bucket and recently used
+    ones in a local layer; ``root`` is always a local folder (scratch, fitted images).
+    ``consent`` says which possible double payments a person agreed to (``--yes``).
+    ``writable=True`` checks up front that entries can be written (a clear error, before
+    any money is spent, for a read-only folder or an unwritable bucket).
+    """
 
-    # -- segments -------------------------------------------------------
-    def _dir(self, key: str) -> Path:
-        return self.root / "segments" / key[:2] / key
+    def __init__(self, root: Path | str | None = None, *, local_root: Path | str | None = None,
+                 consent: Consent | None = None, writable: bool = False):
+        self.store: Store = root if isinstance(root, Store) else open_store(
+            root if isinstance(root, str) and is_url(root) else (Path(root) if root else None), local_root=local_root)
+        self.consent = consent or Consent()
+        if writable:
+            self.store.check_writable()
 
+    @property
+    def root(self) -> Path:
+        return self.store.root
+
+    @property
+    def url(self) -> str:
+        return self.store.url
+
+    @property
+    def remote(self) -> bool:
+        return self.store.url != str(self.store.root)
+
+    # -- the coarse steps --------------------------------------------------
+    def lookup(self, key: str) -> CacheEntry | None:
+        return self.store.lookup(key)
+
+    def claim(self, key: str, owner: str, ttl: float) -> Claim | Busy:
+        return self.store.claim(key, owner, ttl)
+
+    def publish(self, key: str, video: Path, meta: dict[str, Any], claim: Claim | None = None) -> CacheEntry:
+        return self.store.publish(key, video, meta, claim)
+
+    # -- the fine-grained names kept for library users ------------------------
     def get(self, key: str) -> CacheEntry | None:
         """The entry for ``key`` if present and intact; a damaged entry is removed."""
-        d = self._dir(key)
-        meta_path, video = d / "meta.json", d / "video.mp4"
-        if not meta_path.is_file():
-            return None
-        try:
-            meta = json.loads(meta_path.read_text())
-            intact = video.is_file() and video.stat().st_size == meta["size"] and file_sha256(video) == meta["sha256"]
-        except (OSError, ValueError, KeyError):
-            intact = False
-        if not intact:
-            self.discard(key)
-            return None
-        return CacheEntry(key, video, meta)
+        return self.store.lookup(key)
 
     def has(self, key: str) -> bool:
-        return self.get(key) is not None
+        """Whether ``key`` is published (a remote entry is not fetched to answer)."""
+        return self.store.exists(key)
 
     def put(self, key: str, video: Path, meta: dict[str, Any]) -> CacheEntry:
-        """Store ``video`` under ``key`` atomically (a directory rename)."""
-        final = self._dir(key)
-        try:
-            with atomic_dir(final, staging=self.root / "tmp", prefix=f"{key[:12]}-") as tmp:
-                shutil.copyfile(video, tmp / "video.mp4")
-                meta = {**meta, "key": key, "size": (tmp / "video.mp4").stat().st_size,
-                        "sha256": file_sha256(tmp / "video.mp4"), "stored_at": time.time()}
-                (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
-        except OSError as exc:
-            raise CacheError(f"cannot write cache entry {key[:12]}: {exc}") from None
-        return CacheEntry(key, final / "video.mp4", meta)
+        return self.store.publish(key, video, meta)
 
     def discard(self, key: str) -> None:
-        d = self._dir(key)
-        if d.exists():
-            remove_dir(d, staging=self.root / "tmp")
+        self.store.discard(key)
 
     def entries(self) -> Iterator[CacheEntry]:
-        for meta_path in sorted((self.root / "segments").glob("*/*/meta.json")):
-            try:
-                meta = json.loads(meta_path.read_text())
-            except (OSError, ValueError):
-                continue
-            yield CacheEntry(meta_path.parent.name, meta_path.parent / "video.mp4", meta)
+        return self.store.entries()
 
-    # -- media prepared for requests (fitted images) ----------------------
     def media_path(self, name: str) -> Path:
-        return self.root / "media" / name
+        return self.store.media_path(name)
 
-    # -- journal of submitted paid requests --------------------------------
     def journal_get(self, key: str) -> dict[str, Any] | None:
-        path = self.root / "journal" / f"{key}.json"
-        try:
-            return json.loads(path.read_text())
-        except (OSError, ValueError):
-            return None
+        return self.store.journal_get(key)
 
     def journal_put(self, key: str, record: dict[str, Any]) -> None:
-        atomic_write_text(self.root / "journal" / f"{key}.json", json.dumps(record, sort_keys=True))
+        self.store.journal_put(key, record)
 
     def journal_clear(self, key: str) -> None:
-        (self.root / "journal" / f"{key}.json").unlink(missing_ok=True)
+        self.store.journal_clear(key)
 
     def journal(self) -> list[dict[str, Any]]:
-        out = []
-        for p in sorted((self.root / "journal").glob("*.json")):
-            if p.name.startswith("."):
-                continue  # another writer's temporary file (it keeps the .json suffix)
-            try:
-                out.append({"key": p.stem, **json.loads(p.read_text())})
-            except (OSError, ValueError):
-                continue
-        return out
+        return self.store.journal()
 
-    # -- cost ledger ------------------------------------------------------
     @property
     def ledger_path(self) -> Path:
         return self.root / "ledger.jsonl"
 
-    def ledger_append(self, record: dict[str, Any]) -> None:
-        line = json.dumps({"time": time.time(), **record}, sort_keys=True) + "\n"
-        with self._lock, open(self.ledger_path, "a", encoding="utf-8") as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
+    def ledger_append(self, record: dict[str, Any]) -> bool:
+        """Record a paid request; a request id already in the ledger is not written twice."""
+        return self.store.ledger_append(record)
 
     def ledger(self) -> list[dict[str, Any]]:
-        if not self.ledger_path.exists():
-            return []
-        rows = []
-        for line in self.ledger_path.read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except ValueError:
-                continue  # a line cut by a crash mid-write
-        return rows
+        return self.store.ledger()
 
-    # -- housekeeping -----------------------------------------------------
     def info(self) -> dict[str, Any]:
-        entries = list(self.entries())
-        ledger = self.ledger()
-        return {
-            "root": str(self.root),
-            "segments": len(entries),
-            "bytes": sum(e.meta.get("size", 0) for e in entries),
-            "in_flight_requests": len(self.journal()),
-            "paid_requests": len(ledger),
-            "paid_usd": round(sum(r.get("cost_usd", 0.0) for r in ledger), 6),
-        }
+        return self.store.info().as_dict()
 
-    def prune(self, *, older_than_s: float | None = None, max_bytes: int | None = None, keep: set[str] = frozenset()) -> int:
+    def prune(self, *, older_than_s: float | None = None, max_bytes: int | None = None,
+              keep: frozenset[str] | set[str] = frozenset()) -> int:
         """Remove entries (oldest first) not in ``keep``; returns how many."""
-        entries = sorted(self.entries(), key=lambda e: e.meta.get("stored_at", 0))
-        now = time.time()
-        removed = 0
-        total = sum(e.meta.get("size", 0) for e in entries)
-        for e in entries:
-            if e.key in keep:
-                continue
-            old = older_than_s is not None and now - e.meta.get("stored_at", 0) > older_than_s
-            big = max_bytes is not None and total > max_bytes
-            if old or big or (older_than_s is None and max_bytes is None):
-                self.discard(e.key)
-                total -= e.meta.get("size", 0)
-                removed += 1
-        shutil.rmtree(self.root / "tmp", ignore_errors=True)
-        (self.root / "tmp").mkdir(exist_ok=True)
-        return removed
+        return self.store.prune(older_than_s=older_than_s, max_bytes=max_bytes, keep=keep)
+
+    def close(self) -> None:
+        self.store.close()

@@ -1,18 +1,21 @@
 """Run a RenderPlan's segments against a backend: a chain's segments in order,
 independent chains concurrently, every result through the segment cache.
 
-Paid requests are journalled at submit and written to the cost ledger; a budget
-stops before a request would cross it; a failure stops only its own chain.
+A paid segment is leased, journalled (an intent before the submit, the id after it) and
+written to the cost ledger through ``composer.store.PaidRequest``; a budget stops before a
+request would cross it; a failure stops only its own chain.
 """
 from __future__ import annotations
 
 import threading
 import time
 import traceback
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from ..atomic import atomic_path
 from ..backends.base import Backend, BackendEvent, GenerateContext, file_url
@@ -20,6 +23,8 @@ from ..errors import BudgetExceeded, Cancelled, ComposerError, MediaError
 from ..planner import PlannedSegment, RenderPlan
 from ..request import GenerationRequest
 from ..storyboard.models import Storyboard
+from ..store import PaidRequest
+from ..store.base import Busy, default_owner, lease_ttl_s
 from .cache import SegmentCache, file_sha256, segment_key
 from ..events import (
     CostIncurred,
@@ -48,6 +53,16 @@ class SegmentOutcome:
     @property
     def ok(self) -> bool:
         return self.status in ("cached", "generated")
+
+
+@dataclass
+class _ChainRun:
+    """Where one chain's rendering stands (a chain can be set aside and picked up again)."""
+
+    segments: list[PlannedSegment]
+    position: int = 0
+    broken: str | None = None
+    stream: Any = None
 
 
 @dataclass
@@ -155,6 +170,7 @@ class Scheduler:
         self.cancel = cancel or threading.Event()
         self.media = MediaResolver(board, plan, cache)
         self.keys = compute_keys(plan, board, backend, self.media)
+        self.owner = default_owner()  # who holds this run's leases
         self.only = only  # segments needed (a partial render); None = all
         self._shown_tails: dict[int, list[Any]] = {}  # parent index -> its last frames as shown (corrected tails)
         self.outcomes: dict[int, SegmentOutcome] = {s.index: SegmentOutcome(s.index, self.keys[s.index]) for s in plan.segments}
@@ -170,98 +186,159 @@ class Scheduler:
         for ch in chains:
             for s in ch:
                 self.emit(SegmentQueued(s.index, s.label))
-        if self.jobs == 1 or len(chains) == 1:
-            for ch in chains:
-                self._run_chain(ch)
+        queue = deque(_ChainRun(ch) for ch in chains)
+        lock = threading.Lock()
+
+        def worker() -> None:
+            # A chain whose next segment another machine is making goes to the back of the
+            # queue while other chains wait: machines sharing a cache spread over the chains.
+            while True:
+                with lock:
+                    if not queue:
+                        return
+                    run = queue.popleft()
+                    others = bool(queue)
+                if not self._run_chain(run, defer=others):
+                    with lock:
+                        queue.append(run)
+                    time.sleep(0.25)  # each look at a lease is a request to the store: not too often
+
+        workers = min(self.jobs, len(chains))
+        if workers <= 1:
+            worker()
         else:
-            with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="chain") as pool:
-                list(pool.map(self._run_chain, chains))
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="chain") as pool:
+                for f in [pool.submit(worker) for _ in range(workers)]:
+                    f.result()
         return self.outcomes
 
-    def _run_chain(self, chain: list[PlannedSegment]) -> None:
-        broken: str | None = None
-        stream = None
-        if tail_mode(self.board) == "corrected" and len(chain) > 1:
+    def _run_chain(self, run: _ChainRun, *, defer: bool = False) -> bool:
+        """Render the chain's remaining segments in order; False when deferred (its next segment is
+        leased by another machine and ``defer`` allows taking other work meanwhile)."""
+        chain = run.segments
+        if run.stream is None and tail_mode(self.board) == "corrected" and len(chain) > 1:
             from ..assemble import ChainStream
 
-            stream = ChainStream(self.plan.chains[chain[0].chain], self.plan, self.board.defaults.colour,
-                                 keep_full_tail=True, keep_samples=True)
-        for seg in chain:
+            run.stream = ChainStream(self.plan.chains[chain[0].chain], self.plan, self.board.defaults.colour,
+                                     keep_full_tail=True, keep_samples=True)
+        stream = run.stream
+        while run.position < len(chain):
+            seg = chain[run.position]
             out = self.outcomes[seg.index]
-            if broken is not None or self.cancel.is_set():
-                out.status, out.error = "skipped", broken or "cancelled"
+            if run.broken is not None or self.cancel.is_set():
+                out.status, out.error = "skipped", run.broken or "cancelled"
                 self.emit(SegmentFailed(seg.index, seg.label, out.error, skipped=True))
+                run.position += 1
                 continue
             try:
+                if defer and self._leased_elsewhere(seg):
+                    return False
                 if stream is not None and seg.depends_on is not None and not self.cache.has(self.keys[seg.index]):
                     self._follow_chain(stream, seg.depends_on)
                 self._run_segment(seg, out)
             except ComposerError as exc:
                 out.status, out.error, out.error_type = "failed", str(exc), type(exc).__name__
-                broken = f"not rendered: {seg.label} failed"
+                run.broken = f"not rendered: {seg.label} failed"
                 self.emit(SegmentFailed(seg.index, seg.label, str(exc)))
-            except Exception as exc:  # a bug must not lose the other chains' work
+            except Exception as exc:  # noqa: BLE001 - a bug must not lose the other chains' work
                 out.status, out.error = "failed", f"internal error: {exc!r}"
-                broken = f"not rendered: {seg.label} failed"
+                run.broken = f"not rendered: {seg.label} failed"
                 self.emit(SegmentFailed(seg.index, seg.label, out.error + "\n" + traceback.format_exc()))
+            run.position += 1
+        return True
+
+    def _leased_elsewhere(self, seg: PlannedSegment) -> bool:
+        """Whether another run holds the lease of an unpublished paid segment right now."""
+        if not self.backend.paid:
+            return False
+        key = self.keys[seg.index]
+        if self.cache.has(key):
+            return False
+        got = self.cache.claim(key, self.owner, lease_ttl_s())
+        if isinstance(got, Busy):
+            return True
+        self.cache.store.release(got)
+        return False
 
     def _run_segment(self, seg: PlannedSegment, out: SegmentOutcome) -> None:
         key = self.keys[seg.index]
         started = time.monotonic()
-        entry = self.cache.get(key)
+        entry = self.cache.lookup(key)
+        if entry is None and self.cancel.is_set():
+            raise Cancelled("cancelled")
+        paid = None
+        if entry is None and self.backend.paid:
+            # the lease: machines sharing the cache never pay twice for one segment
+            paid = PaidRequest(
+                self.cache.store, key, label=seg.label, cost=seg.cost_usd, backend=self.backend.identity(),
+                record={"segment": seg.index, "scene": seg.scene}, consent=self.cache.consent, owner=self.owner,
+                cancelled=self.cancel.is_set,
+                on_wait=lambda busy: self.emit(SegmentLog(seg.index, "log", f"another render ({busy.owner}) is "
+                                                          "making this segment; waiting for it", {})))
+            entry = paid.acquire(lookup=False)
+            if entry is None:
+                entry = self.cache.lookup(key)  # published by another machine while we waited
+                if entry is not None:
+                    paid.done()
         if entry is not None:
             out.status, out.video, out.request_id = "cached", entry.video, entry.meta.get("request_id")
             out.seed = entry.meta.get("seed")
             self.emit(SegmentDone(seg.index, seg.label, cached=True, seconds=0.0, request_id=out.request_id))
             return
-        if self.cancel.is_set():
-            raise Cancelled("cancelled")
+        try:
+            self._generate(seg, out, key, paid, started)
+        except BaseException as exc:
+            if paid is not None:
+                paid.failed(exc)
+            raise
+
+    def _generate(self, seg: PlannedSegment, out: SegmentOutcome, key: str, paid: PaidRequest | None,
+                  started: float) -> None:
         self.emit(SegmentStarted(seg.index, seg.label))
         request = self._materialise(seg)
-        cost = self.backend.estimate_cost(request) if self.backend.paid else 0.0
-        journal = self.cache.journal_get(key) if self.backend.paid else None
-        resume_id = journal.get("request_id") if journal else None
+        cost = self.backend.estimate_cost(request) if paid is not None else 0.0
+        resume_id = paid.resume_id if paid is not None else None
         # re-attaching to a request already paid for costs nothing new
-        cost_reserved = cost if resume_id is None else 0.0
-        self.budget.reserve(cost_reserved, seg.label)
+        reserved = [cost if resume_id is None else 0.0]
+        self.budget.reserve(reserved[0], seg.label)
 
-        def on_submitted(request_id: str) -> None:
-            self.cache.journal_put(key, {"request_id": request_id, "backend": self.backend.identity(),
-                                         "segment": seg.index, "scene": seg.scene, "submitted_at": time.time()})
+        def confirm_resubmit(reason: str) -> None:
+            assert paid is not None
+            paid.confirm_resubmit(reason)  # raises unless a person agreed to pay again
+            self.budget.reserve(cost, seg.label)
+            reserved[0] += cost
 
+        if paid is not None:
+            paid.cost = cost
+            paid.intend()
         ctx = GenerateContext(
             label=seg.label,
             on_event=lambda ev: self._backend_event(seg, ev),
-            on_submitted=on_submitted,
+            on_submitted=paid.on_submitted if paid is not None else None,
             resume_request_id=resume_id,
             cancelled=self.cancel.is_set,
+            confirm_resubmit=confirm_resubmit if paid is not None else None,
         )
         segdir = self.workdir / f"seg{seg.index:04d}"
         segdir.mkdir(parents=True, exist_ok=True)
         try:
             result = self.backend.generate(request, segdir, ctx)
         except BaseException:
-            self.budget.settle(cost_reserved, paid=False)
+            self.budget.settle(reserved[0], paid=False)
             raise
-        self.budget.settle(cost_reserved, paid=True)
+        self.budget.settle(reserved[0], paid=True)
+        # the ledger first: the money is spent whatever the clip turns out to be
+        newly_paid = paid.settle(result.request_id) if paid is not None else False
+        if newly_paid:
+            self.emit(CostIncurred(seg.index, cost, self.budget.spent_usd))
         self._check_output(seg, result.path, result.num_frames)
-        paid = cost if (self.backend.paid and result.request_id) else 0.0  # what this segment cost, ever
-        entry = self.cache.put(key, result.path, {
+        meta = {
             "segment": seg.index, "scene": seg.scene, "backend": self.backend.identity(),
             "request_id": result.request_id, "seed": result.seed if result.seed is not None else seg.seed,
-            "num_frames": seg.num_frames, "cost_usd": paid,
-        })
-        newly_paid = bool(self.backend.paid and result.request_id and result.request_id != resume_id)
-        if self.backend.paid and result.request_id:
-            # A re-attached request was paid by the run that was killed before it could write the ledger.
-            unrecorded = not newly_paid and all(r.get("request_id") != result.request_id for r in self.cache.ledger())
-            if newly_paid or unrecorded:
-                self.cache.ledger_append({"request_id": result.request_id, "segment": seg.index, "scene": seg.scene,
-                                          "key": key, "cost_usd": cost, "backend": self.backend.identity(),
-                                          **({"resumed": True} if unrecorded else {})})
-            if newly_paid:
-                self.emit(CostIncurred(seg.index, cost, self.budget.spent_usd))
-            self.cache.journal_clear(key)
+            "num_frames": seg.num_frames,
+            "cost_usd": cost if (paid is not None and result.request_id) else 0.0,  # what this segment cost, ever
+        }
+        entry = paid.publish(result.path, meta) if paid is not None else self.cache.publish(key, result.path, meta)
         out.status, out.video, out.request_id = "generated", entry.video, result.request_id
         out.seconds = time.monotonic() - started
         out.cost_usd = cost if newly_paid else 0.0
