@@ -11,6 +11,7 @@ import bisect
 import hashlib
 import json
 from typing import Any, Literal, Protocol
+from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
@@ -203,7 +204,7 @@ def derive_seed(base: int, scene_id: str, index: int) -> int:
     return int(digest[:8], 16) & 0x7FFFFFFF
 
 
-def segment_lengths(total: int, max_frames: int, overlap: int, changes: list[int] = ()) -> list[int]:
+def segment_lengths(total: int, max_frames: int, overlap: int, changes: Sequence[int] = ()) -> list[int]:
     """num_frames of each segment covering ``total`` frames of one chain.
 
     Fewest requests first; then seams (a segment's first generated frame) on the
@@ -304,7 +305,7 @@ def plan(board: Storyboard, *, pricing: Pricing | None = None) -> RenderPlan:
 
     scenes_out: list[PlannedScene] = []
     chains: list[PlannedChain] = []
-    segments: list[PlannedSegment] = []
+    stubs: list[dict] = []  # plain dicts until _finish prices and validates them
     snaps: list[Snap] = []
     for c, group in enumerate(groups):
         first, last = group[0], group[-1]
@@ -336,7 +337,7 @@ def plan(board: Storyboard, *, pricing: Pricing | None = None) -> RenderPlan:
             seams.append(pos + ov)
             pos += n - seg_spec.overlap
         chain_segments = []
-        first_index = len(segments)
+        first_index = len(stubs)
         for j, n in enumerate(lengths):
             ov = 0 if j == 0 else seg_spec.overlap
             probe = min(seams[j] + _ALIGN, length - 1)
@@ -344,7 +345,7 @@ def plan(board: Storyboard, *, pricing: Pricing | None = None) -> RenderPlan:
             _, scene_idx, prompt_text = timeline[max(k, 0)]
             scene = board.scenes[scene_idx]
             shown_end = seams[j + 1] if j + 1 < len(lengths) else length
-            segments.append(
+            stubs.append(
                 _segment_stub(
                     index=first_index + j, chain=c, scene=scene, n=n, overlap=ov,
                     output_start=start + local_starts[j], seam=start + seams[j],
@@ -353,12 +354,12 @@ def plan(board: Storyboard, *, pricing: Pricing | None = None) -> RenderPlan:
                 )
             )
             chain_segments.append(first_index + j)
-        _place_keyframes(board, group, starts, start, segments, chain_segments, snaps, fps)
+        _place_keyframes(board, group, starts, start, stubs, chain_segments, snaps, fps)
         chains.append(PlannedChain(index=c, scenes=[board.scenes[i].id for i in group], start_frame=start,
                                    end_frame=end, fade_in=fade(first) if c else 0, fade_out=fade(last + 1),
                                    segments=chain_segments))
 
-    segments = _finish(board, segments, pricing)
+    segments = _finish(board, stubs, pricing)
     total_cost = round(sum(s.cost_usd for s in segments), 6)
     crit = max(chains, key=lambda ch: (len(ch.segments), -ch.index))
     audio = board.audio.model_dump(mode="json") if board.audio else None
