@@ -44,10 +44,10 @@ def _unwrap(annotation: Any) -> tuple[Any, list[Any], bool]:
                 metadata.extend(getattr(extra, "metadata", None) or [extra])
             continue
         if origin in (typing.Union, types.UnionType):
-            args = [a for a in typing.get_args(annotation) if a is not type(None)]
-            if len(args) == 1:
+            members = [a for a in typing.get_args(annotation) if a is not type(None)]
+            if len(members) == 1:
                 optional = True
-                annotation = args[0]
+                annotation = members[0]
                 continue
         return annotation, metadata, optional
 
@@ -238,8 +238,8 @@ def _generate_key(request: GenerationRequest, backend_identity: str) -> str:
     from ..request import canonical_json
 
     media = []
-    for item in [*request.images, *request.videos]:
-        url = getattr(item, "image_url", None) or getattr(item, "video_url", "")
+    urls = [i.image_url for i in request.images] + [v.video_url for v in request.videos]
+    for url in urls:
         path = local_path(url)
         media.append(file_sha256(path) if path is not None else hashlib.sha256(url.encode()).hexdigest())
     material = {"generate": request.without_urls(), "media": media, "backend": backend_identity}

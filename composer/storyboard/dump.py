@@ -57,7 +57,7 @@ def to_yaml(board: Storyboard) -> str:
 
 def timecode_text(t: Timecode) -> str:
     """A timecode as the storyboard language writes it, exact where a decimal can be."""
-    if t.frames is not None or t.seconds.denominator == 1:
+    if t.seconds is None or t.seconds.denominator == 1:
         return str(t)
     exact = _decimal(t.seconds)
     return f"{exact}s" if exact is not None else str(t)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import (
     AfterValidator,
@@ -89,7 +89,11 @@ def _params_model() -> type[BaseModel]:
     return model
 
 
-EndpointParams = _params_model()
+if TYPE_CHECKING:
+    class EndpointParams(BaseModel):
+        """Built at import time by ``_params_model``; the checker sees a plain model."""
+else:
+    EndpointParams = _params_model()
 
 
 def params_dict(params: BaseModel | None) -> dict[str, Any]:
@@ -135,7 +139,7 @@ class Defaults(_Model):
     style: str = ""
     seed: int = Field(0, ge=0, le=2**32 - 1)
     segment: SegmentSpec = SegmentSpec()
-    params: EndpointParams = EndpointParams()  # type: ignore[valid-type]
+    params: EndpointParams = EndpointParams()
     colour: ColourSpec = ColourSpec()
 
 
@@ -170,7 +174,7 @@ class Scene(_Model):
     transition: Transition = "cut"
     keyframes: list[Keyframe] = []
     beats: list[Beat] = []
-    params: EndpointParams = EndpointParams()  # type: ignore[valid-type]
+    params: EndpointParams = EndpointParams()
     style: str | None = Field(None, description="Replaces defaults.style for this scene.")
     seeds: dict[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0, le=2**32 - 1)]] = Field(
         {}, description="Pinned seeds: segment number within the scene (0, 1, ...) → seed. `composer reroll` writes these."
