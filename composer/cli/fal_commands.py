@@ -14,11 +14,12 @@ import tempfile
 import types
 import typing
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import annotated_types
 import click
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from ..errors import ComposerError
 from ..request import ENDPOINT_ID, GenerationRequest, ltx_rule_violations
@@ -388,7 +389,8 @@ def _run_generate(instance: Any, request: GenerationRequest, output: Path, cache
     info = probe(output)
     parts = [f"{info.num_frames} frames", f"{info.width}x{info.height}"]
     if result.request_id:
-        parts.append(f"fal request {result.request_id}" + (" (re-attached, not paid again)" if result.request_id == resume_id else ""))
+        reattached = " (re-attached, not paid again)" if result.request_id == resume_id else ""
+        parts.append(f"fal request {result.request_id}{reattached}")
     if result.seed is not None:
         parts.append(f"seed {result.seed}")
     if instance.paid:

@@ -6,6 +6,7 @@ as RGB (or gray) arrays, or as raw I420 planes (``pix_fmt="yuv420p"``, BT.709 li
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import subprocess
 from collections.abc import Iterator
@@ -251,10 +252,9 @@ class VideoReader:
         self.close()
 
     def __del__(self) -> None:  # a forgotten reader must not leave ffmpeg running
-        try:
+        # __del__ may run on a half-built reader or at interpreter exit, and must never raise.
+        with contextlib.suppress(Exception):
             self.close()
-        except Exception:
-            pass
 
     def __len__(self) -> int:
         return self.expected

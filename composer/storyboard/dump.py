@@ -27,7 +27,7 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString, FoldedScalarStrin
 from ..timecode import Timecode
 from .models import Audio, Crossfade, EndpointParams, Scene, Storyboard
 
-__all__ = ["to_yaml", "timecode_text", "yaml_string"]
+__all__ = ["timecode_text", "to_yaml", "yaml_string"]
 
 _STR = "tag:yaml.org,2002:str"
 _RESOLVERS = (VersionedResolver(version=(1, 1)), VersionedResolver(version=(1, 2)))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -24,7 +24,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 
 from ..colour.config import ColourSpec
-from ..request import GenerationRequest, PLANNER_OWNED, USER_PARAM_FIELDS
+from ..request import GenerationRequest, USER_PARAM_FIELDS
 from ..timecode import JSON_PATTERN as TIMECODE_PATTERN
 from ..timecode import Timecode
 
@@ -163,7 +163,7 @@ class Crossfade(_Model):
     crossfade: Annotated[TimecodeField, AfterValidator(_positive)]
 
 
-Transition = Union[Literal["cut", "continue"], Crossfade]
+Transition = Literal["cut", "continue"] | Crossfade
 SCENE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -221,7 +221,7 @@ class Storyboard(_Model):
     def source(self) -> str:
         return self._source
 
-    def located(self, source: str, base_dir: Path) -> "Storyboard":
+    def located(self, source: str, base_dir: Path) -> Storyboard:
         """This board, remembering the file it came from."""
         self._source = source
         self._base_dir = Path(base_dir)
