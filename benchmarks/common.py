@@ -76,13 +76,13 @@ def busy_processes(top: int = 3, interval: float = 0.5) -> list[str]:
     for p in psutil.process_iter(["pid", "name"]):
         if p.info["pid"] == me:
             continue
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(psutil.Error):  # the process ended or is not ours to read
             p.cpu_percent(None)
             procs.append(p)
     time.sleep(interval)
     usage = []
     for p in procs:
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(psutil.Error):  # the process ended or is not ours to read
             cpu = p.cpu_percent(None)
             if cpu >= 5.0:
                 usage.append((cpu, p.info["name"]))

@@ -265,7 +265,7 @@ class VideoWriter:
 
     def __del__(self) -> None:
         if getattr(self, "_proc", None) is not None:  # None too when __init__ refused its arguments
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):  # __del__ may run at interpreter exit and must never raise
                 self.abort()
 
 
