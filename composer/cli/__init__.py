@@ -9,7 +9,8 @@ import functools
 import json
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import click
 
@@ -70,12 +71,13 @@ def validate(boards: tuple[Path, ...]) -> None:
             click.echo(f"{path}: {exc}", err=True)
             continue
         click.echo(
-            f"{path}: ok — {len(board.scenes)} scene{'s' if len(board.scenes) != 1 else ''}, {format_frames(p.total_frames, p.fps)} "
+            f"{path}: ok — {len(board.scenes)} scene{'s' if len(board.scenes) != 1 else ''}, "
+            f"{format_frames(p.total_frames, p.fps)} "
             f"({p.total_frames} frames at {p.fps} fps), {p.requests} requests, ${p.estimated_cost_usd:.2f}"
         )
     if failed:
-        for exc in failed:
-            for problem in exc.problems:
+        for error in failed:
+            for problem in error.problems:
                 click.echo(str(problem), err=True)
         sys.exit(2)
 
@@ -151,19 +153,24 @@ def plan_cmd(board: Path, as_json: bool, backend: str, cache_dir: Path | None) -
 
 @main.command()
 @click.argument("board", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The film to write (.mp4; .mov for prores/dnxhr).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The film to write (.mp4; .mov for prores/dnxhr).")
 @backend_option
 @cache_option
-@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=2, show_default=True, help="Independent chains rendered at once.")
-@click.option("--max-cost", type=click.FloatRange(0), default=None, help="Refuse to start a request that would cross this many USD.")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="Independent chains rendered at once.")
+@click.option("--max-cost", type=click.FloatRange(0), default=None,
+              help="Refuse to start a request that would cross this many USD.")
 @click.option("--retries", type=click.IntRange(0, 20), default=4, show_default=True, help="fal: retries of a transient failure.")
 @click.option("--codec", type=click.Choice(["h264", "prores", "dnxhr"]), default="h264", show_default=True)
-@click.option("--drift", type=click.FloatRange(0, 4), default=None, help="preview: add model-like colour drift (testing colour matching).")
+@click.option("--drift", type=click.FloatRange(0, 4), default=None,
+              help="preview: add model-like colour drift (testing colour matching).")
 @click.option("--scene", "scenes", multiple=True, help="Render and write only this scene (repeatable).")
 @click.option("--range", "frame_range", default=None, metavar="START-END",
               help="Render and write only this part of the film, e.g. 00:10-00:25 or 240f-600f.")
 @click.option("--draft", is_flag=True, help="Same plan at 480p with fewer steps, for cheap iteration (cached apart).")
-@click.option("--per-chain", is_flag=True, help="Also write each chain's own media and FILM.chains.otio (dissolves left to your editor).")
+@click.option("--per-chain", is_flag=True,
+              help="Also write each chain's own media and FILM.chains.otio (dissolves left to your editor).")
 @click.option("--dry-run", is_flag=True, help="Show what would be generated and what it would cost; generate nothing.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only errors.")
 @handle_errors
@@ -202,7 +209,8 @@ def render(board: Path, output: Path, backend: str, cache_dir: Path | None, jobs
         progress.close()
     if not quiet:
         click.echo(
-            f"wrote {result.output} ({result.plan.total_frames} frames, {format_frames(result.plan.total_frames, result.plan.fps)}): "
+            f"wrote {result.output} ({result.plan.total_frames} frames, "
+            f"{format_frames(result.plan.total_frames, result.plan.fps)}): "
             f"{result.generated} generated, {result.cached} from cache, cost ${result.cost_usd:.2f}; manifest {result.manifest}"
         )
 
@@ -240,7 +248,8 @@ def cache_info(cache_dir: Path | None) -> None:
 @cache.command("prune")
 @cache_option
 @click.option("--older-than", type=click.FloatRange(min=0), default=None, help="Remove entries older than this many days.")
-@click.option("--max-size", type=click.FloatRange(min=0), default=None, help="Remove oldest entries until the cache is under this many MB.")
+@click.option("--max-size", type=click.FloatRange(min=0), default=None,
+              help="Remove oldest entries until the cache is under this many MB.")
 @click.option("--all", "everything", is_flag=True, help="Remove every segment.")
 @handle_errors
 def cache_prune(cache_dir: Path | None, older_than: float | None, max_size: float | None, everything: bool) -> None:

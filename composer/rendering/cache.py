@@ -14,7 +14,8 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 from platformdirs import user_cache_dir
 
@@ -189,7 +190,8 @@ class SegmentCache:
             "paid_usd": round(sum(r.get("cost_usd", 0.0) for r in ledger), 6),
         }
 
-    def prune(self, *, older_than_s: float | None = None, max_bytes: int | None = None, keep: set[str] = frozenset()) -> int:
+    def prune(self, *, older_than_s: float | None = None, max_bytes: int | None = None,
+              keep: set[str] | frozenset[str] = frozenset()) -> int:
         """Remove entries (oldest first) not in ``keep``; returns how many."""
         entries = sorted(self.entries(), key=lambda e: e.meta.get("stored_at", 0))
         now = time.time()
