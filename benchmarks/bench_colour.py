@@ -132,7 +132,8 @@ def assemble(raws, method: str | None, anchor: float):
 
 def chain_table(name: str, chains, configs) -> None:
     print(f"\n### {name}: {len(chains)} chains x {len(chains[0][0])} segments ({L} frames, overlap {K})\n")
-    print("| method | anchor | seam ΔE | seam ratio median | max | mean-Lab drift RMS | log contrast end | log chroma end | ms/seam |")
+    print("| method | anchor | seam ΔE | seam ratio median | max | mean-Lab drift RMS "
+          "| log contrast end | log chroma end | ms/seam |")
     print("|---|---|---|---|---|---|---|---|---|")
     for method, anchor in configs:
         jumps, ratios, drift, look, ms = [], [], [], [], []
@@ -146,7 +147,7 @@ def chain_table(name: str, chains, configs) -> None:
                 st = consecutive_delta_e([shown[n - 1][i] for i in range(L - 3, L)] + [shown[n][i] for i in range(K, K + 4)])
                 jumps.append(st[2])
                 ratios.append(st.max() / interior)
-            tail = lambda s: [s[i] for i in range(L - 5, L)]  # noqa: E731
+            tail = lambda s: [s[i] for i in range(L - 5, L)]
             d = [ciede2000(mean_lab(np.stack(tail(s))), mean_lab(np.stack(c[-5:]))) for s, c in zip(shown, cleans)]
             drift.append(np.sqrt(np.mean(np.square(d))))
             a, b = LookStats.of(tail(shown[-1])), LookStats.of(cleans[-1][-5:])
@@ -169,7 +170,7 @@ def seam_table(seams: int) -> None:
             content = Content(2 * L, s)
             base, new = [Shift(rng) for _ in range(int(rng.integers(0, 4)))], Shift(rng)
 
-            def render(t: float, shifts, noise: bool = True) -> np.ndarray:
+            def render(t: float, shifts, noise: bool = True, content=content, rng=rng) -> np.ndarray:
                 g = creep(content.frame(t), 0.1)
                 for sh in shifts:
                     g = sh(g)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import fcntl
+import itertools
 import json
 import os
 import platform
@@ -21,7 +22,8 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
+from collections.abc import Iterator, Sequence
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
@@ -53,12 +55,13 @@ def cpu_model() -> str:
 
 
 def ffmpeg_version() -> str:
+    from composer.errors import ComposerError
     from composer.media import ffmpeg_exe
 
     try:
         out = subprocess.run([ffmpeg_exe(), "-version"], capture_output=True, text=True, timeout=10).stdout
         return out.splitlines()[0].replace("ffmpeg version ", "").split(" Copyright")[0]
-    except Exception:  # pragma: no cover - informational only
+    except (OSError, subprocess.SubprocessError, IndexError, ComposerError):  # informational only
         return "unknown"
 
 
@@ -73,13 +76,13 @@ def busy_processes(top: int = 3, interval: float = 0.5) -> list[str]:
     for p in psutil.process_iter(["pid", "name"]):
         if p.info["pid"] == me:
             continue
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(psutil.Error):  # the process ended or is not ours to read
             p.cpu_percent(None)
             procs.append(p)
     time.sleep(interval)
     usage = []
     for p in procs:
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(psutil.Error):  # the process ended or is not ours to read
             cpu = p.cpu_percent(None)
             if cpu >= 5.0:
                 usage.append((cpu, p.info["name"]))
@@ -96,7 +99,7 @@ def machine_info() -> dict[str, Any]:
         "busy_at_start": busy_processes(),
         "python": platform.python_version(),
         "ffmpeg": ffmpeg_version(),
-        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
 
 
@@ -396,7 +399,7 @@ def _cv_line_plot(path: Path, series: dict[str, Sequence[float]], *, title: str,
         y += step
     for i in range(n):
         if n <= 25 or i % max(1, n // 20) == 0:
-            xx, yy = px(i, 0)
+            xx, _ = px(i, 0)
             cv2.putText(img, str(x0 + i), (xx - 6, h - bottom + 18), font, 0.4, (60, 60, 60), 1, cv2.LINE_AA)
     cv2.line(img, (left, h - bottom), (w - right, h - bottom), (0, 0, 0), 1)
     cv2.line(img, (left, top), (left, h - bottom), (0, 0, 0), 1)
@@ -408,7 +411,7 @@ def _cv_line_plot(path: Path, series: dict[str, Sequence[float]], *, title: str,
     for k, (name, ys) in enumerate(series.items()):
         col = _COLOURS[k % len(_COLOURS)][::-1]  # BGR for imwrite
         pts = [px(i, v) for i, v in enumerate(ys)]
-        for p, q in zip(pts, pts[1:]):
+        for p, q in itertools.pairwise(pts):
             cv2.line(img, p, q, col, 2, cv2.LINE_AA)
         for p in pts:
             cv2.circle(img, p, 3, col, -1, cv2.LINE_AA)

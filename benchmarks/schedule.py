@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+import common
 
 TARGET_OVERHEAD = 0.05
 PROMPTS = ["A quiet harbour at dawn", "A forest path in autumn", "A neon city street at night",
@@ -283,7 +283,8 @@ def report(data: dict[str, Any]) -> str:
         f"{TARGET_OVERHEAD:.0%} (assembly comes on top), 0 requests on an unchanged re-render.",
         "",
         common.md_table(["emulator", "chains", "segments", "critical path", "ideal s", "segments in s", "overhead",
-                         "overhead per step s", "first request after s", "assembly s", "requests", "re-render requests", "target"], rows),
+                         "overhead per step s", "first request after s", "assembly s", "requests", "re-render requests",
+                         "target"], rows),
         "",
         f"Edit: {e['segments']} segments in {e['chains']} chains (segments per scene: {scenes}); changing scene `b`'s prompt "
         f"made {e['edit_requests']} requests for segments {e['generated']}; expected exactly {e['expected']} "

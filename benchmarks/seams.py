@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+import common
 
 AFTER = 3  # consecutive pairs measured past the first generated frame
 STORYBOARD_METHODS = ("none", "affine", "mkl", "auto")
@@ -219,7 +219,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             f"(seam step mean {stats['step_ratio_mean']:.2f} worst {stats['step_ratio_worst']:.2f}) in {secs:.1f} s")
 
     # --- long chain ------------------------------------------------------------
-    chain_methods = [m for m in (args.chain_methods.split(",") if args.chain_methods else ["none", "affine", "mkl", "auto"])]
+    chain_methods = args.chain_methods.split(",") if args.chain_methods else ["none", "affine", "mkl", "auto"]
     # quick: the seam film is one chain already; measure it rather than render another
     chain_text = board_text if args.quick else chain_board(args.quick, "auto", args.segments)
     truth_plan, truth_measured, _ = film(chain_text, "none", 0.0)
@@ -310,7 +310,7 @@ def report(data: dict[str, Any]) -> str:
         f"segment 1's own drift, which nothing can see). Target ≤ {TARGET_DRIFT} ΔE drift at segment {n}; plots: "
         f"{plots}.",
         "",
-        common.md_table([f"film", f"drift at {n}", "drift max", f"vs segment 1 at {n}", "vs segment 1 max",
+        common.md_table(["film", f"drift at {n}", "drift max", f"vs segment 1 at {n}", "vs segment 1 max",
                          f"vs undrifted at {n}", "target"], crow),
     ])
 

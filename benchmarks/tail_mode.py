@@ -91,7 +91,8 @@ def main() -> None:
         "## Conditioning tail: raw or corrected",
         "",
         f"`python benchmarks/tail_mode.py{' --quick' if args.quick else ''}` — one chain of {len(res['raw tail'])} "
-        f"segments, preview drift {args.drift}, colour method auto; {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
+        f"segments, preview drift {args.drift}, colour method auto; {os.cpu_count()} cores, "
+        f"{platform.processor() or platform.machine()}, "
         f"load average {load:.1f} at start, {time.time() - started:.0f} s.",
         "ΔE (CIEDE2000) between each segment's mean colour in the film and in the same chain rendered without drift.",
         "",

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
+from collections.abc import Callable, Generator, Iterator
 
 import cv2
 import numpy as np
@@ -256,7 +257,7 @@ def _last_sample(video: Path, index: int, plan: RenderPlan, keep: bool) -> np.nd
 
 
 def _chain_frames(chain: PlannedChain, plan: RenderPlan, videos: dict[int, Path], spec: ColourSpec,
-                  records: dict[int, dict[str, Any]], keep_samples: bool = False) -> Iterator[np.ndarray]:
+                  records: dict[int, dict[str, Any]], keep_samples: bool = False) -> Generator[np.ndarray, None, None]:
     stream = ChainStream(chain, plan, spec, keep_samples=keep_samples)
     for seg in stream.segments:
         record: dict[str, Any] = {}
@@ -273,7 +274,7 @@ def film_frames(plan: RenderPlan, videos: dict[int, Path], spec: ColourSpec,
     partial render shows exactly the colours of the full film.
     """
     end = plan.total_frames if end is None else end
-    open_chains: dict[int, tuple[Iterator[np.ndarray], list[int]]] = {}
+    open_chains: dict[int, tuple[Generator[np.ndarray, None, None], list[int]]] = {}
     try:
         for f in range(start, end):
             covering = [c for c in plan.chains if c.start_frame <= f < c.end_frame]
@@ -341,11 +342,11 @@ def assemble(plan: RenderPlan, videos: dict[int, Path], output: Path, *, board: 
                         raise Cancelled("assembly cancelled; no output written, segments kept in the cache")
         if written != total:
             raise MediaError(f"assembled {written} frames, the plan has {total}")
-        if audio_path is not None:
+        if audio_path is not None and audio is not None:
             from .media import mux_audio
             from .timecode import Timecode
 
-            secs = lambda key: Timecode.parse(audio[key]).to_seconds(plan.fps)  # noqa: E731
+            secs = lambda key: Timecode.parse(audio[key]).to_seconds(plan.fps)
             try:
                 mux_audio(video_only, audio_path, tmp, offset_s=secs("offset") + first / plan.fps, volume=audio["volume"],
                           fade_in_s=secs("fade_in"), fade_out_s=secs("fade_out"), duration_s=total / plan.fps)
@@ -374,12 +375,11 @@ def assemble_chain(plan: RenderPlan, chain_index: int, videos: dict[int, Path], 
     chain = plan.chains[chain_index]
     spec = board.defaults.colour if board is not None else ColourSpec(**plan.colour)
     written = 0
-    with atomic_output(output) as tmp:
-        with VideoWriter(tmp, plan.width, plan.height, plan.fps, codec=codec, crf=crf, preset=preset,
-                         input_pix_fmt=PIX_FMT) as writer:
-            for frame in _chain_frames(chain, plan, videos, spec, {}):
-                writer.write(frame)
-                written += 1
+    with atomic_output(output) as tmp, VideoWriter(tmp, plan.width, plan.height, plan.fps, codec=codec, crf=crf,
+                                                   preset=preset, input_pix_fmt=PIX_FMT) as writer:
+        for frame in _chain_frames(chain, plan, videos, spec, {}):
+            writer.write(frame)
+            written += 1
     expected = chain.end_frame - chain.start_frame
     if written != expected:
         raise MediaError(f"chain {chain_index}: wrote {written} frames, expected {expected}")

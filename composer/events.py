@@ -4,7 +4,8 @@ GUI consume (segment queued/started/log/done/cached/failed, assembly, cost).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 
 @dataclass(frozen=True)

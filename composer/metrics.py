@@ -197,7 +197,7 @@ def seam_jump(
     jump = float(steps[seam_index - 1 - lo])
     peak = float(steps.max())
     interior = (
-        float(interior_delta_e)
+        float(np.asarray(interior_delta_e, dtype=np.float64))
         if np.ndim(interior_delta_e) == 0
         else float(np.median(np.asarray(interior_delta_e, dtype=np.float64)))
     )

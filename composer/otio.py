@@ -187,12 +187,12 @@ def _markers(plan: RenderPlan, board: Storyboard) -> dict[str, list[dict[str, An
         items = []
         for k, kf in enumerate(scene.keyframes):
             wanted = ps.start_frame + kf.at.to_frames(fps)
-            film, seg = placed.get((scene.id, k), (wanted, None))
+            film, seg_index = placed.get((scene.id, k), (wanted, None))
             meta = {"kind": "keyframe", "scene": scene.id, "index": k, "image": kf.image,
                     "image_path": str(board.resolve(kf.image).resolve()), "strength": kf.strength, "fit": kf.fit,
                     "at": str(kf.at), "wanted_frame": wanted, "film_frame": film}
-            if seg is not None:
-                meta["segment"] = seg
+            if seg_index is not None:
+                meta["segment"] = seg_index
             items.append(meta)
         for k, beat in enumerate(scene.beats):
             film = ps.start_frame + beat.at.to_frames(fps)
@@ -468,7 +468,8 @@ def _prompts(e: dict[str, Any], n: int, fps: int, frame_rate: float, relative_to
                 keyframes.append(Keyframe(at=fields["at"], image=image))
             kf_frames.add(at)
             continue
-        text = mmeta.get("prompt") if kind == "beat" and isinstance(mmeta.get("prompt"), str) else label
+        marker_prompt = mmeta.get("prompt")
+        text = marker_prompt if kind == "beat" and isinstance(marker_prompt, str) else label
         if text.strip():
             texts.append((at, text, mmeta))
 

@@ -11,6 +11,7 @@ import bisect
 import hashlib
 import json
 from typing import Any, Literal, Protocol
+from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
@@ -177,7 +178,7 @@ def draft_board(board: Storyboard) -> Storyboard:
     return out
 
 
-def frame_range_segments(plan: "RenderPlan", start: int, end: int) -> set[int]:
+def frame_range_segments(plan: RenderPlan, start: int, end: int) -> set[int]:
     """Segments needed to show film frames [start, end): those shown there and the ones they depend on.
 
     A segment shows its re-generated overlap too, dissolving over its predecessor's tail.
@@ -203,7 +204,7 @@ def derive_seed(base: int, scene_id: str, index: int) -> int:
     return int(digest[:8], 16) & 0x7FFFFFFF
 
 
-def segment_lengths(total: int, max_frames: int, overlap: int, changes: list[int] = ()) -> list[int]:
+def segment_lengths(total: int, max_frames: int, overlap: int, changes: Sequence[int] = ()) -> list[int]:
     """num_frames of each segment covering ``total`` frames of one chain.
 
     Fewest requests first; then seams (a segment's first generated frame) on the
@@ -304,7 +305,7 @@ def plan(board: Storyboard, *, pricing: Pricing | None = None) -> RenderPlan:
 
     scenes_out: list[PlannedScene] = []
     chains: list[PlannedChain] = []
-    segments: list[PlannedSegment] = []
+    stubs: list[dict] = []  # plain dicts until _finish prices and validates them
     snaps: list[Snap] = []
     for c, group in enumerate(groups):
         first, last = group[0], group[-1]
@@ -316,7 +317,8 @@ def plan(board: Storyboard, *, pricing: Pricing | None = None) -> RenderPlan:
         for i in group:
             s = board.scenes[i]
             transition = s.transition if isinstance(s.transition, str) else f"crossfade {s.crossfade}"
-            scenes_out.append(PlannedScene(id=s.id, start_frame=starts[i], end_frame=starts[i] + frames[i], chain=c, transition=transition))
+            scenes_out.append(PlannedScene(id=s.id, start_frame=starts[i], end_frame=starts[i] + frames[i], chain=c,
+                                           transition=transition))
 
         # prompt timeline of this chain: (chain-relative frame, scene index, prompt)
         timeline: list[tuple[int, int, str]] = []
@@ -336,7 +338,7 @@ def plan(board: Storyboard, *, pricing: Pricing | None = None) -> RenderPlan:
             seams.append(pos + ov)
             pos += n - seg_spec.overlap
         chain_segments = []
-        first_index = len(segments)
+        first_index = len(stubs)
         for j, n in enumerate(lengths):
             ov = 0 if j == 0 else seg_spec.overlap
             probe = min(seams[j] + _ALIGN, length - 1)
@@ -344,7 +346,7 @@ def plan(board: Storyboard, *, pricing: Pricing | None = None) -> RenderPlan:
             _, scene_idx, prompt_text = timeline[max(k, 0)]
             scene = board.scenes[scene_idx]
             shown_end = seams[j + 1] if j + 1 < len(lengths) else length
-            segments.append(
+            stubs.append(
                 _segment_stub(
                     index=first_index + j, chain=c, scene=scene, n=n, overlap=ov,
                     output_start=start + local_starts[j], seam=start + seams[j],
@@ -353,12 +355,12 @@ def plan(board: Storyboard, *, pricing: Pricing | None = None) -> RenderPlan:
                 )
             )
             chain_segments.append(first_index + j)
-        _place_keyframes(board, group, starts, start, segments, chain_segments, snaps, fps)
+        _place_keyframes(board, group, starts, start, stubs, chain_segments, snaps, fps)
         chains.append(PlannedChain(index=c, scenes=[board.scenes[i].id for i in group], start_frame=start,
                                    end_frame=end, fade_in=fade(first) if c else 0, fade_out=fade(last + 1),
                                    segments=chain_segments))
 
-    segments = _finish(board, segments, pricing)
+    segments = _finish(board, stubs, pricing)
     total_cost = round(sum(s.cost_usd for s in segments), 6)
     crit = max(chains, key=lambda ch: (len(ch.segments), -ch.index))
     audio = board.audio.model_dump(mode="json") if board.audio else None
@@ -391,11 +393,11 @@ def plan(board: Storyboard, *, pricing: Pricing | None = None) -> RenderPlan:
 def _segment_stub(*, index, chain, scene: Scene, n, overlap, output_start, seam, shown, prompt, depends_on, board) -> dict:
     conditioning = []
     if depends_on is not None:
-        conditioning.append(dict(kind="video", source=f"tail:{depends_on}", start_frame=0,
-                                 strength=board.defaults.segment.overlap_strength, film_frame=output_start,
-                                 num_frames=overlap))
-    return dict(index=index, chain=chain, scene=scene.id, n=n, overlap=overlap, output_start=output_start,
-                seam=seam, shown=shown, prompt=prompt, depends_on=depends_on, conditioning=conditioning)
+        conditioning.append({"kind": "video", "source": f"tail:{depends_on}", "start_frame": 0,
+                             "strength": board.defaults.segment.overlap_strength, "film_frame": output_start,
+                             "num_frames": overlap})
+    return {"index": index, "chain": chain, "scene": scene.id, "n": n, "overlap": overlap, "output_start": output_start,
+            "seam": seam, "shown": shown, "prompt": prompt, "depends_on": depends_on, "conditioning": conditioning}
 
 
 def _place_keyframes(board, group, starts, chain_start, segments, chain_segments, snaps, fps) -> None:
@@ -427,8 +429,8 @@ def _place_keyframes(board, group, starts, chain_start, segments, chain_segments
                     f"scene '{scene.id}': keyframes {taken[0]['keyframe']} and {k} land on the same frame "
                     f"({film}) after snapping to LTX's 8-frame grid; move one of them"
                 )
-            seg["conditioning"].append(dict(kind="image", source=kf.image, start_frame=local, strength=kf.strength,
-                                            film_frame=film, scene=scene.id, keyframe=k, fit=kf.fit))
+            seg["conditioning"].append({"kind": "image", "source": kf.image, "start_frame": local, "strength": kf.strength,
+                                        "film_frame": film, "scene": scene.id, "keyframe": k, "fit": kf.fit})
             if film != wanted:
                 snaps.append(Snap(scene=scene.id, keyframe=k, wanted_frame=wanted, used_frame=film, segment=idx))
 
@@ -457,9 +459,9 @@ def _finish(board: Storyboard, stubs: list[dict], pricing: Pricing) -> list[Plan
         fields.update(params_dict(board.defaults.params))
         fields.update(scene_params)
         conditioning = sorted(stub["conditioning"], key=lambda c: (c["kind"] != "video", c["start_frame"]))
-        images = [dict(image_url=f"keyframe:{c['scene']}/{c['keyframe']}", start_frame_num=c["start_frame"],
-                       strength=c["strength"]) for c in conditioning if c["kind"] == "image"]
-        videos = [dict(video_url=c["source"], start_frame_num=0, strength=c["strength"])
+        images = [{"image_url": f"keyframe:{c['scene']}/{c['keyframe']}", "start_frame_num": c["start_frame"],
+                   "strength": c["strength"]} for c in conditioning if c["kind"] == "image"]
+        videos = [{"video_url": c["source"], "start_frame_num": 0, "strength": c["strength"]}
                   for c in conditioning if c["kind"] == "video"]
         request = GenerationRequest(
             prompt=prompt, num_frames=stub["n"], frame_rate=board.output.fps,

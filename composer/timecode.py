@@ -88,11 +88,18 @@ class Timecode:
     def from_frames(cls, frames: int) -> Timecode:
         return cls(frames=int(frames))
 
+    def _amount(self) -> Fraction | int:
+        """Whichever of ``seconds`` / ``frames`` is set (``__post_init__`` guarantees exactly one)."""
+        if self.seconds is not None:
+            return self.seconds
+        assert self.frames is not None
+        return self.frames
+
     def to_frames(self, fps: int) -> int:
         """Nearest whole frame at ``fps`` (halves round up, so 0.5 frame is never lost)."""
         if self.frames is not None:
             return self.frames
-        exact = self.seconds * fps
+        exact = self._amount() * fps
         return int(exact + Fraction(1, 2)) if exact >= 0 else -int(-exact + Fraction(1, 2))
 
     def to_seconds(self, fps: int | None = None) -> float:
@@ -100,18 +107,18 @@ class Timecode:
             return float(self.seconds)
         if fps is None:
             raise TimecodeError("a frame timecode needs the fps to become seconds")
-        return self.frames / fps
+        return float(self._amount() / fps)
 
     def is_negative(self) -> bool:
-        return (self.seconds if self.seconds is not None else self.frames) < 0
+        return self._amount() < 0
 
     def is_zero(self) -> bool:
-        return (self.seconds if self.seconds is not None else self.frames) == 0
+        return self._amount() == 0
 
     def __str__(self) -> str:
         if self.frames is not None:
             return f"{self.frames}f"
-        s = self.seconds
+        s = self._amount()
         if s.denominator == 1:
             return f"{s.numerator}s"
         text = f"{float(s):.6f}".rstrip("0").rstrip(".")

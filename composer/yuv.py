@@ -16,9 +16,9 @@ import numpy as np
 from .colour import ColourTransform
 
 __all__ = [
-    "I420Transform",
     "RGB_TO_YUV",
     "YUV_TO_RGB",
+    "I420Transform",
     "i420_planes",
     "i420_shape",
     "i420_size",

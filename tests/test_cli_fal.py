@@ -16,7 +16,8 @@ from composer.media import probe
 from composer.rendering import SegmentCache
 from composer.backends.fal_catalog import OUTPUT_SIZES
 from composer.request import GenerationRequest
-from composer.testing.fixtures import fal_emulator_factory, use_fal_emulator  # noqa: F401
+from composer.testing.fixtures import fal_emulator_factory, use_fal_emulator
+from datetime import UTC
 
 SECRET = "sk-test-2b4d6f:8a0c1e3g5i7k"
 
@@ -30,7 +31,7 @@ def runner() -> CliRunner:
 
 
 @pytest.fixture
-def fal(fal_emulator_factory, monkeypatch):  # noqa: F811
+def fal(fal_emulator_factory, monkeypatch):
     """A canned emulator with a secret key, this process pointed at it, fal polling fast."""
     emu = use_fal_emulator(fal_emulator_factory(canned=True, key=SECRET), monkeypatch)
     monkeypatch.setitem(FalBackend.__init__.__kwdefaults__, "poll_interval", 0.02)
@@ -246,7 +247,7 @@ def test_live_findings_report_differences_from_composers_assumptions():
                record(probes["480p 1:1"], width=480, height=480, frames=17),
                {"probe": doctor.asdict(probes["720p 16:9"]), "test_outcome": None,
                 "outcome": {"accepted": False, "stage": "submit", "http_status": 500, "detail": "boom"}}]
-    findings = doctor._findings(records, datetime.now(timezone.utc), {"QUEUE_URL_FORMAT": "https://q.example/"}, "x")
+    findings = doctor._findings(records, datetime.now(UTC), {"QUEUE_URL_FORMAT": "https://q.example/"}, "x")
     lines = doctor.describe_findings(findings)
     assert "size 480p 16:9: 848x464 (composer assumes 848x480: update composer.backends.fal_catalog.OUTPUT_SIZES)" in lines
     assert "size 480p 1:1: 480x480 (as composer assumes); 17 frames for 9 requested" in lines

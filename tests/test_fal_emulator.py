@@ -18,7 +18,7 @@ import pytest
 from composer.backends.fal import probe_video
 from composer.request import ENDPOINT_ID
 from composer.testing.fal_emulator import FalEmulator
-from composer.testing.fixtures import fal_emulator, fal_emulator_factory, fal_env, use_fal_emulator  # noqa: F401
+from composer.testing.fixtures import fal_emulator, fal_emulator_factory, fal_env, use_fal_emulator
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"prompt": "a lighthouse at dusk", "num_frames": 25, "resolution": "480p", "aspect_ratio": "16:9"}

@@ -225,18 +225,16 @@ def test_writer_rejects_wrong_frames_and_reports_encoder_failure(tmp_path, frame
     with pytest.raises(ValueError):
         writer.write(np.zeros((H, W + 2, 3), np.uint8))
     writer.abort()
-    with pytest.raises(MediaError, match="missing-dir"):
-        with VideoWriter(tmp_path / "missing-dir" / "x.mp4", W, H, 24) as bad:
-            for f in frames:
-                bad.write(f)
+    with pytest.raises(MediaError, match="missing-dir"), VideoWriter(tmp_path / "missing-dir" / "x.mp4", W, H, 24) as bad:
+        for f in frames:
+            bad.write(f)
 
 
 def test_writer_error_inside_block_deletes_output(tmp_path, frames):
     path = tmp_path / "aborted.mp4"
-    with pytest.raises(RuntimeError):
-        with VideoWriter(path, W, H, 24) as writer:
-            writer.write(frames[0])
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), VideoWriter(path, W, H, 24) as writer:
+        writer.write(frames[0])
+        raise RuntimeError("boom")
     assert not path.exists()
 
 
@@ -259,10 +257,9 @@ def test_atomic_output_renames_on_success_and_cleans_on_error(tmp_path):
         assert tmp.parent == final.parent and tmp.suffix == ".mp4" and tmp != final
         tmp.write_bytes(b"data")
     assert final.read_bytes() == b"data"
-    with pytest.raises(KeyError):
-        with atomic_output(final) as tmp:
-            tmp.write_bytes(b"half")
-            raise KeyError("x")
+    with pytest.raises(KeyError), atomic_output(final) as tmp:
+        tmp.write_bytes(b"half")
+        raise KeyError("x")
     assert final.read_bytes() == b"data"  # untouched
     assert sorted(p.name for p in tmp_path.iterdir()) == ["film.mp4"]
 

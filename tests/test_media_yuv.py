@@ -60,7 +60,7 @@ def test_reader_yuv420p_passes_bt709_frames_through_in_i420_layout(clip):
     assert len(frames) == N
     assert all(f.shape == (H * 3 // 2, W) and f.dtype == np.uint8 and f.flags.c_contiguous for f in frames)
     y = frames[0][:H]
-    assert 16 <= y.min() and y.max() <= 235 + 4  # limited-range luma codes
+    assert y.min() >= 16 and y.max() <= 235 + 4  # limited-range luma codes
 
 
 def test_reader_yuv420p_decodes_to_the_rgb24_colours(clip):

@@ -83,7 +83,7 @@ def test_markers_are_keyframes_and_beats_at_their_frames(harbour, tmp_path: Path
         total += len(clip.markers)
     assert total == sum(len(s.keyframes) + len(s.beats) for s in board.scenes) == 9
     # the boat keyframe lands exactly at 240 + 6 s; its image is named as in the storyboard
-    boat = [m for m in clips(tl)[1].markers if m.name == "images/boat.png"][0]
+    boat = next(m for m in clips(tl)[1].markers if m.name == "images/boat.png")
     assert boat.marked_range.start_time == RT(384, 24)
     assert Path(boat.metadata["composer"]["image_path"]).is_file()
 
@@ -157,7 +157,7 @@ def test_an_editors_recut_becomes_the_new_storyboard(harbour, tmp_path: Path) ->
     dawn.markers.append(otio.schema.Marker(name="Gulls scatter", marked_range=TR(RT(200, 24), RT(0, 24))))
     town_fade = [t for t in track if isinstance(t, otio.schema.Transition)][1]
     town_fade.in_offset, town_fade.out_offset = RT(12, 24), RT(12, 24)  # a shorter dissolve
-    first_fade = track.index([t for t in track if isinstance(t, otio.schema.Transition)][0])
+    first_fade = track.index(next(t for t in track if isinstance(t, otio.schema.Transition)))
     del track[first_fade]  # the forest crossfade became a cut
     write_otio(tl, tmp_path / "recut.otio")
     again = loads(import_timeline(tmp_path / "recut.otio", relative_to=HARBOUR.parent), base_dir=HARBOUR.parent)

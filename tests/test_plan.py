@@ -1,12 +1,14 @@
 """The planner's rules, on hand-written boards and on many generated ones."""
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from composer.errors import PlanError
 from composer.planner import derive_seed, plan, segment_lengths
 from composer.request import GenerationRequest
 from composer.storyboard import Storyboard, check_storyboard, load
@@ -73,7 +75,8 @@ def test_seams_land_on_beats_and_continue_starts_when_free(board_dir):
 def test_keyframes_snap_to_grid_and_are_reported(board_dir):
     board = board_from({"defaults": {"segment": {"frames": 97, "overlap": 17}},
                         "scenes": [{"id": "a", "duration": "8s", "prompt": "x", "keyframes": [
-                            {"at": "0s", "image": IMAGES[0]}, {"at": "3.1s", "image": IMAGES[1]}, {"at": "191f", "image": IMAGES[0]}]}]},
+                            {"at": "0s", "image": IMAGES[0]}, {"at": "3.1s", "image": IMAGES[1]},
+                            {"at": "191f", "image": IMAGES[0]}]}]},
                        board_dir)
     p = plan(board)
     placed = {(c.scene, c.keyframe): (seg, c) for seg in p.segments for c in seg.conditioning if c.kind == "image"}
@@ -110,7 +113,8 @@ def test_crossfade_chains_extend_half_each_way(board_dir):
 
 
 def test_cut_starts_independent_chain(board_dir):
-    board = board_from({"scenes": [{"id": "a", "duration": "3s", "prompt": "x"}, {"id": "b", "duration": "3s", "prompt": "y"}]}, board_dir)
+    board = board_from({"scenes": [{"id": "a", "duration": "3s", "prompt": "x"},
+                                   {"id": "b", "duration": "3s", "prompt": "y"}]}, board_dir)
     p = plan(board)
     assert [c.scenes for c in p.chains] == [["a"], ["b"]]
     assert all(s.depends_on is None for s in p.segments)
@@ -118,19 +122,22 @@ def test_cut_starts_independent_chain(board_dir):
 
 
 def test_seeds_are_stable_when_a_scene_is_inserted(board_dir):
-    scenes = [{"id": "a", "duration": "6s", "prompt": "x"}, {"id": "c", "duration": "6s", "prompt": "z", "transition": "continue"}]
+    scenes = [{"id": "a", "duration": "6s", "prompt": "x"},
+              {"id": "c", "duration": "6s", "prompt": "z", "transition": "continue"}]
     before = plan(board_from({"defaults": {"seed": 7}, "scenes": scenes}, board_dir))
     inserted = scenes[:1] + [{"id": "b", "duration": "2s", "prompt": "y"}] + scenes[1:]
     after = plan(board_from({"defaults": {"seed": 7}, "scenes": inserted}, board_dir))
-    seeds = lambda p, sid: [s.seed for s in p.segments if s.scene == sid]  # noqa: E731
+    seeds = lambda p, sid: [s.seed for s in p.segments if s.scene == sid]
     assert seeds(before, "a") == seeds(after, "a")
     assert seeds(before, "c")[0] == seeds(after, "c")[0] == derive_seed(7, "c", 0)
-    assert len(set(s.seed for s in after.segments)) == len(after.segments)
+    assert len({s.seed for s in after.segments}) == len(after.segments)
 
 
 def test_scene_seed_and_params_override(board_dir):
-    board = board_from({"defaults": {"params": {"enable_detail_pass": True, "temporal_adain_factor": 0.3}, "negative_prompt": "ugly", "style": "film"},
-                        "scenes": [{"id": "a", "duration": "2s", "prompt": "x", "params": {"seed": 99, "temporal_adain_factor": 0.8}}]}, board_dir)
+    board = board_from({"defaults": {"params": {"enable_detail_pass": True, "temporal_adain_factor": 0.3},
+                                     "negative_prompt": "ugly", "style": "film"},
+                        "scenes": [{"id": "a", "duration": "2s", "prompt": "x",
+                                    "params": {"seed": 99, "temporal_adain_factor": 0.8}}]}, board_dir)
     seg = plan(board).segments[0]
     req = GenerationRequest.model_validate(seg.request)
     assert req.seed == 99 and req.temporal_adain_factor == 0.8 and req.enable_detail_pass
@@ -153,7 +160,8 @@ def test_example_boards_plan(tmp_path):
         assert p.requests >= 1 and p.total_frames > 0
 
 
-@pytest.mark.parametrize("total,max_frames,overlap", [(9, 121, 17), (121, 121, 17), (122, 121, 17), (1000, 97, 25), (7200, 257, 17)])
+@pytest.mark.parametrize("total,max_frames,overlap",
+                         [(9, 121, 17), (121, 121, 17), (122, 121, 17), (1000, 97, 25), (7200, 257, 17)])
 def test_segment_lengths_minimal_and_covering(total, max_frames, overlap):
     lengths = segment_lengths(total, max_frames, overlap)
     assert len(lengths) == minimal_requests(total, max_frames, overlap)
@@ -201,7 +209,7 @@ def test_plan_properties(board_dir, data):
     board = board_from(data, board_dir)
     try:
         p = plan(board)
-    except Exception as exc:  # keyframes snapping onto the same frame is a reported user error
+    except PlanError as exc:  # keyframes snapping onto the same frame is a reported user error
         assert "same frame" in str(exc)
         return
     spec = board.defaults.segment
@@ -212,7 +220,7 @@ def test_plan_properties(board_dir, data):
         segs = [p.segments[i] for i in chain.segments]
         assert len(segs) == minimal_requests(chain.end_frame - chain.start_frame, spec.frames, spec.overlap)
         assert segs[0].shown_start == chain.start_frame and segs[-1].shown_end == chain.end_frame
-        for a, b in zip(segs, segs[1:]):
+        for a, b in itertools.pairwise(segs):
             assert a.shown_end == b.shown_start == b.seam_frame
             assert b.output_start_frame == a.output_start_frame + a.num_frames - spec.overlap
             assert b.request["videos"][0]["video_url"] == f"tail:{a.index}"

@@ -89,7 +89,7 @@ def test_cache_info_and_prune(write_board, tmp_path):
     board = write_board("version: 1\noutput: {resolution: 480p, fps: 8}\ndefaults: {segment: {frames: 17, overlap: 9}}\n"
                         "scenes:\n  - {id: a, duration: 3s, prompt: x}\n")
     cache = tmp_path / "cache"
-    run = lambda *a: subprocess.run([sys.executable, "-m", "composer", *a], capture_output=True, text=True)  # noqa: E731
+    run = lambda *a: subprocess.run([sys.executable, "-m", "composer", *a], capture_output=True, text=True)
     r = run("render", str(board), "-o", str(tmp_path / "f.mp4"), "--cache-dir", str(cache), "-q")
     assert r.returncode == 0, r.stderr
     import composer

@@ -59,7 +59,7 @@ def test_models_do_not_import_the_dumper() -> None:
     import ast
     import composer.storyboard.models as models
 
-    tree = ast.parse(open(models.__file__).read())
+    tree = ast.parse(Path(models.__file__).read_text())
     names = {a.module for a in ast.walk(tree) if isinstance(a, ast.ImportFrom)}
     assert "dump" not in names and not hasattr(models.Storyboard, "to_yaml")
     board = load(EXAMPLES[0])

@@ -249,7 +249,7 @@ class FalBackend(Backend):
             self._uploads.clear()
             self._upload_locks.clear()
         with self._clients_lock:
-            clients = [*self._api_clients.values(), *self._download_clients.values()]
+            clients: list[_GuardedSyncClient | httpx.Client] = [*self._api_clients.values(), *self._download_clients.values()]
             self._api_clients.clear()
             self._download_clients.clear()
             self._ssl_contexts.clear()
@@ -297,6 +297,12 @@ class _Run:
         self._seen_logs: set[tuple] = set()
 
     # ------------------------------------------------------------------ helpers
+
+    def api(self) -> _GuardedSyncClient:
+        """The client ``execute`` took from the backend; every request goes through it."""
+        if self.client is None:
+            raise RuntimeError("the fal client is set by execute(), before any request")
+        return self.client
 
     def redact(self, text: str) -> str:
         return text.replace(self._key, "[FAL_KEY]") if self._key else text
@@ -421,7 +427,7 @@ class _Run:
 
     def reattach(self, request_id: str) -> tuple[Any | None, Any]:
         """A handle on a request an earlier run submitted, or (None, None) when it must be submitted anew."""
-        handle = self.client.get_handle(self.b.endpoint_id, request_id)
+        handle = self.api().get_handle(self.b.endpoint_id, request_id)
         try:
             status = self.call("status", lambda: handle.status(with_logs=True), handle=handle, gone_ok=True)
         except _Gone:
@@ -456,7 +462,7 @@ class _Run:
         body = self.prepare_body()
         if self.cancelled():
             self.cancel_and_raise(None)
-        handle = self.call("submit", lambda: self.client.submit(self.b.endpoint_id, body))
+        handle = self.call("submit", lambda: self.api().submit(self.b.endpoint_id, body))
         self.request_id = handle.request_id
         _log.debug("fal request %s submitted for %s", handle.request_id, self.segment or "a segment")
         if self.ctx.on_submitted is not None:
@@ -542,7 +548,7 @@ class _Run:
                 cached = self.b._uploads.get(cache_key)
             if cached:
                 return cached
-            url = self.call("upload", lambda: self.client.upload_file(path))
+            url = self.call("upload", lambda: self.api().upload_file(path))
             with self.b._uploads_lock:
                 self.b._uploads[cache_key] = url
         self.ctx.emit("log", f"uploaded {where} ({size / 1e6:.1f} MB) to fal storage")

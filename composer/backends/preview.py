@@ -74,7 +74,7 @@ def _rgba(img: np.ndarray) -> np.ndarray:
 
 
 def _hsv_colour(h: float, s: float, v: float) -> tuple[int, int, int]:
-    px = np.uint8([[[round(h % 360 / 2), round(s * 255), round(v * 255)]]])
+    px = np.array([[[round(h % 360 / 2), round(s * 255), round(v * 255)]]], dtype=np.uint8)
     r, g, b = cv2.cvtColor(px, cv2.COLOR_HSV2RGB)[0, 0]
     return int(r), int(g), int(b)
 
@@ -135,7 +135,7 @@ class _KenBurns:
 
     def matrix(self, dt: int) -> np.ndarray:
         s = 1.0 + self.zoom * abs(dt)
-        return np.float32([[s, 0, (1 - s) * self.cx + self.vx * dt], [0, s, (1 - s) * self.cy + self.vy * dt]])
+        return np.array([[s, 0, (1 - s) * self.cx + self.vx * dt], [0, s, (1 - s) * self.cy + self.vy * dt]], dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -197,7 +197,7 @@ class _Scene:
         yy, xx = np.mgrid[0:sh, 0:sw].astype(np.float32)
         ramp = (xx - sw / 2) * math.cos(angle) / sw + (yy - sh / 2) * math.sin(angle) / sh
         ramp = np.clip(ramp * 1.4 + 0.5, 0, 1)[..., None]
-        c0, c1, c2 = (np.float32(c) for c in colours[:3])
+        c0, c1, c2 = (np.array(c, dtype=np.float32) for c in colours[:3])
         small = np.where(ramp < 0.5, c0 + (c1 - c0) * (ramp * 2), c1 + (c2 - c1) * (ramp * 2 - 1))
         small = small.astype(np.uint8)
         for _ in range(9):  # soft blobs
@@ -217,7 +217,7 @@ class _Scene:
                 size = (int(rng.uniform(0.03, 0.12) * cw), int(rng.uniform(0.03, 0.12) * ch))
                 cv2.rectangle(canvas, (x0, y0), (x0 + size[0], y0 + size[1]), colour, -1, cv2.LINE_AA)
             elif kind == 1:
-                pts = (np.float32([x0, y0]) + rng.uniform(-0.08, 0.08, (3, 2)) * [cw, ch]).astype(np.int32)
+                pts = (np.array([x0, y0], dtype=np.float32) + rng.uniform(-0.08, 0.08, (3, 2)) * [cw, ch]).astype(np.int32)
                 cv2.fillPoly(canvas, [pts], colour, cv2.LINE_AA)
             else:
                 x1, y1 = int(rng.uniform(0, cw)), int(rng.uniform(0, ch))
@@ -438,8 +438,8 @@ class _Animatic:
             entry_motion = _ken_burns(_rng(self.digest, f"video{i}"), self.w, self.h, self.fps)
             self.anchors.append(_Anchor(start, _rgba(frames[0]), entry_motion, item.strength, "entry"))
             last = self._without_band(frames[-1])
-            step = _estimate_motion(frames[-2], frames[-1], self.band_h) if len(frames) >= 2 else None
-            exit_motion: _Motion = _Continue(step) if step is not None else entry_motion
+            tail_step = _estimate_motion(frames[-2], frames[-1], self.band_h) if len(frames) >= 2 else None
+            exit_motion: _Motion = _Continue(tail_step) if tail_step is not None else entry_motion
             self.anchors.append(_Anchor(start + len(frames) - 1, _rgba(last), exit_motion, item.strength, "exit"))
 
     def _without_band(self, frame: np.ndarray) -> np.ndarray:

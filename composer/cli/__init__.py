@@ -71,12 +71,13 @@ def validate(boards: tuple[Path, ...]) -> None:
             click.echo(f"{path}: {exc}", err=True)
             continue
         click.echo(
-            f"{path}: ok — {len(board.scenes)} scene{'s' if len(board.scenes) != 1 else ''}, {format_frames(p.total_frames, p.fps)} "
+            f"{path}: ok — {len(board.scenes)} scene{'s' if len(board.scenes) != 1 else ''}, "
+            f"{format_frames(p.total_frames, p.fps)} "
             f"({p.total_frames} frames at {p.fps} fps), {p.requests} requests, ${p.estimated_cost_usd:.2f}"
         )
     if failed:
-        for exc in failed:
-            for problem in exc.problems:
+        for error in failed:
+            for problem in error.problems:
                 click.echo(str(problem), err=True)
         sys.exit(2)
 
@@ -191,19 +192,24 @@ def plan_cmd(board: Path, as_json: bool, backend: str, cache_dir: str | None) ->
 
 @main.command()
 @click.argument("board", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The film to write (.mp4; .mov for prores/dnxhr).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The film to write (.mp4; .mov for prores/dnxhr).")
 @backend_option
 @cache_option
-@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=2, show_default=True, help="Independent chains rendered at once.")
-@click.option("--max-cost", type=click.FloatRange(0), default=None, help="Refuse to start a request that would cross this many USD.")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="Independent chains rendered at once.")
+@click.option("--max-cost", type=click.FloatRange(0), default=None,
+              help="Refuse to start a request that would cross this many USD.")
 @click.option("--retries", type=click.IntRange(0, 20), default=4, show_default=True, help="fal: retries of a transient failure.")
 @click.option("--codec", type=click.Choice(["h264", "prores", "dnxhr"]), default="h264", show_default=True)
-@click.option("--drift", type=click.FloatRange(0, 4), default=None, help="preview: add model-like colour drift (testing colour matching).")
+@click.option("--drift", type=click.FloatRange(0, 4), default=None,
+              help="preview: add model-like colour drift (testing colour matching).")
 @click.option("--scene", "scenes", multiple=True, help="Render and write only this scene (repeatable).")
 @click.option("--range", "frame_range", default=None, metavar="START-END",
               help="Render and write only this part of the film, e.g. 00:10-00:25 or 240f-600f.")
 @click.option("--draft", is_flag=True, help="Same plan at 480p with fewer steps, for cheap iteration (cached apart).")
-@click.option("--per-chain", is_flag=True, help="Also write each chain's own media and FILM.chains.otio (dissolves left to your editor).")
+@click.option("--per-chain", is_flag=True,
+              help="Also write each chain's own media and FILM.chains.otio (dissolves left to your editor).")
 @click.option("--no-review", is_flag=True, help="Do not write FILM.review.html (the review page).")
 @click.option("--dry-run", is_flag=True, help="Show what would be generated and what it would cost; generate nothing.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only errors.")
@@ -250,7 +256,8 @@ def render(board: Path, output: Path, backend: str, cache_dir: str | None, jobs:
         progress.close()
     if not quiet:
         click.echo(
-            f"wrote {result.output} ({result.plan.total_frames} frames, {format_frames(result.plan.total_frames, result.plan.fps)}): "
+            f"wrote {result.output} ({result.plan.total_frames} frames, "
+            f"{format_frames(result.plan.total_frames, result.plan.fps)}): "
             f"{result.generated} generated, {result.cached} from cache, cost ${result.cost_usd:.2f}; manifest {result.manifest}"
             + (f"; review page {result.review}" if result.review else "")
         )
@@ -294,7 +301,8 @@ def cache_info(cache_dir: str | None) -> None:
 @cache.command("prune")
 @cache_option
 @click.option("--older-than", type=click.FloatRange(min=0), default=None, help="Remove entries older than this many days.")
-@click.option("--max-size", type=click.FloatRange(min=0), default=None, help="Remove oldest entries until the cache is under this many MB.")
+@click.option("--max-size", type=click.FloatRange(min=0), default=None,
+              help="Remove oldest entries until the cache is under this many MB.")
 @click.option("--all", "everything", is_flag=True, help="Remove every segment.")
 @handle_errors
 def cache_prune(cache_dir: str | None, older_than: float | None, max_size: float | None, everything: bool) -> None:

@@ -48,9 +48,10 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
+from collections.abc import Callable, Iterable
 
 from ..atomic import atomic_write_text
 from ..errors import ComposerError
@@ -64,8 +65,8 @@ __all__ = [
     "check_endpoint",
     "check_ffmpeg",
     "check_key",
-    "live_probes",
     "live_cost",
+    "live_probes",
     "run_checks",
     "run_live",
     "save_findings",
@@ -205,7 +206,7 @@ def check_endpoint(timeout: float = DEFAULT_TIMEOUT_S, environ: dict[str, str] |
         try:
             with httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False) as http:
                 answer["status"] = http.get(url, headers=headers).status_code
-        except Exception as exc:  # every failure means "unreachable"; say which
+        except Exception as exc:  # noqa: BLE001 — runs in a helper thread: any failure means "unreachable"; say which
             answer["error"] = exc
 
     started = time.monotonic()
@@ -335,6 +336,7 @@ class _Prober:
     def send(self, body: dict[str, Any]) -> dict[str, Any]:
         """Submit ``body``, wait, download and measure; never raises for an answer fal gives."""
         import fal_client
+        import httpx
 
         from ..backends.fal import SubmitOutcomeUnknown, _detail
 
@@ -349,7 +351,7 @@ class _Prober:
         except SubmitOutcomeUnknown as exc:
             out.update(stage="submit", error=f"{exc}; it may have been queued (check https://fal.ai/dashboard/requests)")
             return out
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 — a probe records any failure; raising would lose the other probes' paid results
             out.update(stage="submit", error=self.redact(f"{type(exc).__name__}: {exc}")[:300])
             return out
         out.update(accepted=True, request_id=handle.request_id)
@@ -358,7 +360,7 @@ class _Prober:
         while True:
             try:
                 status = handle.status(with_logs=False)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 — as for submit: the paid request's record must survive any failure
                 out.update(stage="status", error=self.redact(f"{type(exc).__name__}: {exc}")[:300])
                 return out
             now = time.monotonic()
@@ -397,7 +399,7 @@ class _Prober:
             return out
         try:
             out.update(self._measure(url, handle.request_id))
-        except Exception as exc:
+        except (httpx.HTTPError, OSError, ComposerError) as exc:  # download, disk, or ffprobe (MediaError)
             out.update(stage="download", error=self.redact(f"{type(exc).__name__}: {exc}")[:300])
         return out
 
@@ -409,12 +411,12 @@ class _Prober:
         dest = self.workdir / f"{request_id}.mp4"
         t0 = time.monotonic()
         # No Authorization header: result URLs are public CDN links and the key stays with fal's API.
-        with httpx.Client(timeout=httpx.Timeout(120.0, connect=30.0), follow_redirects=True) as http:
-            with http.stream("GET", url) as response:
-                response.raise_for_status()
-                with open(dest, "wb") as f:
-                    for chunk in response.iter_bytes():
-                        f.write(chunk)
+        with httpx.Client(timeout=httpx.Timeout(120.0, connect=30.0), follow_redirects=True) as http, \
+                http.stream("GET", url) as response:
+            response.raise_for_status()
+            with open(dest, "wb") as f:
+                for chunk in response.iter_bytes():
+                    f.write(chunk)
         info = probe(dest)
         return {"width": info.width, "height": info.height, "frames": info.num_frames,
                 "fps": float(info.fps), "bytes": dest.stat().st_size,
@@ -466,7 +468,7 @@ def run_live(
                 on_result(probe, record)
         return record
 
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     try:
         with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="doctor-live") as pool:
             records = list(pool.map(one, probes))

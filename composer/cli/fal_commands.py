@@ -46,10 +46,10 @@ def _unwrap(annotation: Any) -> tuple[Any, list[Any], bool]:
                 metadata.extend(getattr(extra, "metadata", None) or [extra])
             continue
         if origin in (typing.Union, types.UnionType):
-            args = [a for a in typing.get_args(annotation) if a is not type(None)]
-            if len(args) == 1:
+            members = [a for a in typing.get_args(annotation) if a is not type(None)]
+            if len(members) == 1:
                 optional = True
-                annotation = args[0]
+                annotation = members[0]
                 continue
         return annotation, metadata, optional
 
@@ -240,8 +240,8 @@ def _generate_key(request: GenerationRequest, backend_identity: str) -> str:
     from ..request import canonical_json
 
     media = []
-    for item in [*request.images, *request.videos]:
-        url = getattr(item, "image_url", None) or getattr(item, "video_url", "")
+    urls = [i.image_url for i in request.images] + [v.video_url for v in request.videos]
+    for url in urls:
         path = local_path(url)
         media.append(file_sha256(path) if path is not None else hashlib.sha256(url.encode()).hexdigest())
     material = {"generate": request.without_urls(), "media": media, "backend": backend_identity}
@@ -395,7 +395,8 @@ def _run_generate(instance: Any, request: GenerationRequest, output: Path, cache
     info = probe(output)
     parts = [f"{info.num_frames} frames", f"{info.width}x{info.height}"]
     if result.request_id:
-        parts.append(f"fal request {result.request_id}" + (" (re-attached, not paid again)" if result.request_id == resume_id else ""))
+        reattached = " (re-attached, not paid again)" if result.request_id == resume_id else ""
+        parts.append(f"fal request {result.request_id}{reattached}")
     if result.seed is not None:
         parts.append(f"seed {result.seed}")
     if instance.paid:

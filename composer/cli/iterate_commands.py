@@ -88,6 +88,7 @@ def pin(board: Path, segment: int) -> None:
 
 def _fingerprint(board: Path) -> tuple:
     """What a watch compares: the board and every file it refers to (mtime and size)."""
+    from ..errors import ComposerError
     from ..storyboard import load
 
     paths = [board]
@@ -96,9 +97,9 @@ def _fingerprint(board: Path) -> tuple:
         paths += [b.resolve(k.image) for s in b.scenes for k in s.keyframes]
         if b.audio is not None:
             paths.append(b.resolve(b.audio.file))
-    except Exception:
+    except (ComposerError, OSError):  # a half-edited board: watch its file alone until it loads again
         pass
-    out = []
+    out: list[tuple[str, int | None, int | None]] = []
     for p in paths:
         try:
             st = Path(p).stat()

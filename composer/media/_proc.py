@@ -120,7 +120,7 @@ def run_ffmpeg(args: Sequence[str], *, what: str, path: Path | str | None = None
     """
     cmd = ffmpeg_cmd(*args)
     try:
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(cmd, capture_output=True, stdin=subprocess.DEVNULL)
     except OSError as exc:
         raise MediaError(f"{what}: cannot run ffmpeg ({exc})") from exc
     if proc.returncode != 0:

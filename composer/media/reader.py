@@ -6,10 +6,13 @@ as RGB (or gray) arrays, or as raw I420 planes (``pix_fmt="yuv420p"``, BT.709 li
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import cast
 
 import numpy as np
 
@@ -163,14 +166,16 @@ class VideoReader:
             )
         except OSError as exc:
             raise MediaError(f"{self.path}: cannot run ffmpeg ({exc})") from exc
+        assert self._proc.stderr is not None  # stderr=PIPE
         self._stderr = StderrTail(self._proc.stderr)
 
     # -- reading ------------------------------------------------------------
     def _read_exact(self, buf: memoryview) -> int:
         assert self._proc is not None and self._proc.stdout is not None
+        stdout = cast(io.RawIOBase, self._proc.stdout)  # bufsize=0 gives a raw FileIO, which has readinto
         got = 0
         while got < len(buf):
-            n = self._proc.stdout.readinto(buf[got:])
+            n = stdout.readinto(buf[got:])
             if not n:
                 break
             got += n
@@ -185,7 +190,7 @@ class VideoReader:
             self._finish()
             return None
         frame = np.empty(self._shape, dtype=np.uint8)
-        got = self._read_exact(memoryview(frame).cast("B"))
+        got = self._read_exact(frame.data.cast("B"))
         if got < self._frame_bytes:
             self._finish()  # raises with ffmpeg's reason, or as truncated
             raise MediaError(
@@ -247,10 +252,9 @@ class VideoReader:
         self.close()
 
     def __del__(self) -> None:  # a forgotten reader must not leave ffmpeg running
-        try:
+        # __del__ may run on a half-built reader or at interpreter exit, and must never raise.
+        with contextlib.suppress(Exception):
             self.close()
-        except Exception:
-            pass
 
     def __len__(self) -> int:
         return self.expected

@@ -177,6 +177,7 @@ class VideoWriter:
             )
         except OSError as exc:
             raise MediaError(f"{self.path}: cannot run ffmpeg ({exc})") from exc
+        assert self._proc.stderr is not None  # stderr=PIPE
         self._stderr = StderrTail(self._proc.stderr)
         return self
 
@@ -187,7 +188,7 @@ class VideoWriter:
         self.open()
         assert self._proc is not None and self._proc.stdin is not None
         try:
-            self._proc.stdin.write(memoryview(np.ascontiguousarray(frame)).cast("B"))
+            self._proc.stdin.write(np.ascontiguousarray(frame).data.cast("B"))
         except (BrokenPipeError, ValueError, OSError) as exc:
             reason = self._reap_after_failure()
             raise MediaError(f"{self.path}: encoder stopped after {self.frames_written} frames ({reason})") from exc
@@ -264,7 +265,7 @@ class VideoWriter:
 
     def __del__(self) -> None:
         if getattr(self, "_proc", None) is not None:  # None too when __init__ refused its arguments
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):  # __del__ may run at interpreter exit and must never raise
                 self.abort()
 
 

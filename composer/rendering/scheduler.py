@@ -14,7 +14,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from collections.abc import Callable
 
 from ..atomic import atomic_path
@@ -111,7 +111,7 @@ class MediaResolver:
     def media_hashes(self, seg: PlannedSegment) -> list[str]:
         return [f"{self.image_hash(c.source)}:{c.fit}" for c in seg.conditioning if c.kind == "image"]
 
-    def fitted_image(self, source: str, fit: str) -> Path:
+    def fitted_image(self, source: str, fit: Literal["cover", "contain"]) -> Path:
         from ..media import fit_image, load_image, save_image
 
         name = f"{self.image_hash(source)[:24]}-{fit}-{self.plan.width}x{self.plan.height}.png"
@@ -240,7 +240,7 @@ class Scheduler:
                 out.status, out.error, out.error_type = "failed", str(exc), type(exc).__name__
                 run.broken = f"not rendered: {seg.label} failed"
                 self.emit(SegmentFailed(seg.index, seg.label, str(exc)))
-            except Exception as exc:  # noqa: BLE001 - a bug must not lose the other chains' work
+            except Exception as exc:  # noqa: BLE001 — a bug in one segment must not lose the other chains' (paid) work
                 out.status, out.error = "failed", f"internal error: {exc!r}"
                 run.broken = f"not rendered: {seg.label} failed"
                 self.emit(SegmentFailed(seg.index, seg.label, out.error + "\n" + traceback.format_exc()))

@@ -27,7 +27,7 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString, FoldedScalarStrin
 from ..timecode import Timecode
 from .models import Audio, Crossfade, EndpointParams, Scene, Storyboard
 
-__all__ = ["to_yaml", "timecode_text", "yaml_string"]
+__all__ = ["timecode_text", "to_yaml", "yaml_string"]
 
 _STR = "tag:yaml.org,2002:str"
 _RESOLVERS = (VersionedResolver(version=(1, 1)), VersionedResolver(version=(1, 2)))
@@ -57,7 +57,7 @@ def to_yaml(board: Storyboard) -> str:
 
 def timecode_text(t: Timecode) -> str:
     """A timecode as the storyboard language writes it, exact where a decimal can be."""
-    if t.frames is not None or t.seconds.denominator == 1:
+    if t.seconds is None or t.seconds.denominator == 1:
         return str(t)
     exact = _decimal(t.seconds)
     return f"{exact}s" if exact is not None else str(t)

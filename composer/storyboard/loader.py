@@ -11,6 +11,7 @@ import difflib
 import io
 import re
 import stat
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, get_args
 
@@ -403,7 +404,7 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-def _message(err: dict[str, Any], loc: Loc) -> str:
+def _message(err: Mapping[str, Any], loc: Loc) -> str:
     kind, ctx = err["type"], err.get("ctx") or {}
     field = str(loc[-1]) if loc and isinstance(loc[-1], str) else "value"
     got = err.get("input")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -24,7 +24,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 
 from ..colour.config import ColourSpec
-from ..request import GenerationRequest, PLANNER_OWNED, USER_PARAM_FIELDS
+from ..request import GenerationRequest, USER_PARAM_FIELDS
 from ..timecode import JSON_PATTERN as TIMECODE_PATTERN
 from ..timecode import Timecode
 
@@ -89,7 +89,11 @@ def _params_model() -> type[BaseModel]:
     return model
 
 
-EndpointParams = _params_model()
+if TYPE_CHECKING:
+    class EndpointParams(BaseModel):
+        """Built at import time by ``_params_model``; the checker sees a plain model."""
+else:
+    EndpointParams = _params_model()
 
 
 def params_dict(params: BaseModel | None) -> dict[str, Any]:
@@ -135,7 +139,7 @@ class Defaults(_Model):
     style: str = ""
     seed: int = Field(0, ge=0, le=2**32 - 1)
     segment: SegmentSpec = SegmentSpec()
-    params: EndpointParams = EndpointParams()  # type: ignore[valid-type]
+    params: EndpointParams = EndpointParams()
     colour: ColourSpec = ColourSpec()
 
 
@@ -159,7 +163,7 @@ class Crossfade(_Model):
     crossfade: Annotated[TimecodeField, AfterValidator(_positive)]
 
 
-Transition = Union[Literal["cut", "continue"], Crossfade]
+Transition = Literal["cut", "continue"] | Crossfade
 SCENE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -170,7 +174,7 @@ class Scene(_Model):
     transition: Transition = "cut"
     keyframes: list[Keyframe] = []
     beats: list[Beat] = []
-    params: EndpointParams = EndpointParams()  # type: ignore[valid-type]
+    params: EndpointParams = EndpointParams()
     style: str | None = Field(None, description="Replaces defaults.style for this scene.")
     seeds: dict[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0, le=2**32 - 1)]] = Field(
         {}, description="Pinned seeds: segment number within the scene (0, 1, ...) → seed. `composer reroll` writes these."
@@ -217,7 +221,7 @@ class Storyboard(_Model):
     def source(self) -> str:
         return self._source
 
-    def located(self, source: str, base_dir: Path) -> "Storyboard":
+    def located(self, source: str, base_dir: Path) -> Storyboard:
         """This board, remembering the file it came from."""
         self._source = source
         self._base_dir = Path(base_dir)

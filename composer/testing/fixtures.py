@@ -17,7 +17,7 @@ conftest.py, or import the names into a test module
 from __future__ import annotations
 
 from typing import Any
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -46,7 +46,7 @@ def use_fal_emulator(emulator: FalEmulator, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 @pytest.fixture
-def fal_emulator_factory() -> Callable[..., FalEmulator]:
+def fal_emulator_factory() -> Iterator[Callable[..., FalEmulator]]:
     created: list[FalEmulator] = []
 
     def make(**options: Any) -> FalEmulator:
@@ -70,7 +70,7 @@ def fal_env(fal_emulator: FalEmulator, monkeypatch: pytest.MonkeyPatch) -> FalEm
 
 
 @pytest.fixture
-def fal_backend(fal_env: FalEmulator) -> _fal_backend.FalBackend:
+def fal_backend(fal_env: FalEmulator) -> Iterator[_fal_backend.FalBackend]:
     backend = _fal_backend.FalBackend(**FAST_BACKEND_OPTIONS)
     yield backend
     backend.close()

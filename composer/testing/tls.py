@@ -13,7 +13,7 @@ import ipaddress
 import os
 import ssl
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from pathlib import Path
 
 __all__ = ["TLSFiles", "make_tls_files"]
@@ -68,7 +68,7 @@ def make_tls_files(directory: Path, *, days: int = 30) -> TLSFiles:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     not_before = now - timedelta(minutes=5)
     not_after = now + timedelta(days=days)
 
@@ -143,7 +143,7 @@ def make_tls_files(directory: Path, *, days: int = 30) -> TLSFiles:
         import certifi
 
         roots = Path(certifi.where()).read_bytes()
-    except Exception:  # certifi missing: the bundle trusts only the emulator
+    except (ImportError, OSError):  # certifi missing or unreadable: the bundle trusts only the emulator
         roots = b""
     _write(files.bundle, roots.rstrip(b"\n") + b"\n" + ca_pem if roots else ca_pem)
     return files

@@ -57,7 +57,8 @@ enough. Subprocesses get ``env()``.
 Modules: ``server`` (HTTPS, routing, auth, public API), ``queue`` (submit/status/result/
 cancel/run, jobs, persisted state), ``cdn`` (token, uploads, downloads, media URLs),
 ``validation`` (schema + LTX rules), ``generation`` (renderers, canned clips, error bodies),
-``drift`` (drift kinds), ``faults`` (fault kinds and injection), ``state`` (records).
+``drift`` (drift kinds), ``faults`` (fault kinds and injection), ``state`` (records),
+``host`` (the emulator state every mixin may use, declared once for the type checker).
 
 Command line: ``python -m composer.testing.fal --port 8443 --drift 0.5
 --latency 0.2`` prints ``export`` lines and serves until Ctrl-C.

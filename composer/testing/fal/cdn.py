@@ -18,8 +18,9 @@ from urllib.parse import unquote
 
 from ...atomic import atomic_write_bytes
 from .state import ERRORS_URL, _Dropped, MediaRef, Upload, _short
+from .host import EmulatorHost
 
-class CdnMixin:
+class CdnMixin(EmulatorHost):
     """Upload / download handlers; mixed into ``FalEmulator``."""
 
     def _cdn_token(self, h, parts, query, raw, record, fault) -> None:
@@ -36,7 +37,7 @@ class CdnMixin:
     def _store_upload(self, data: bytes, file_name: str, content_type: str, via: str, stored: str | None = None) -> Upload:
         safe = re.sub(r"[^A-Za-z0-9._-]", "_", os.path.basename(file_name) or "upload.bin")[:80]
         stored = stored or f"{uuid.uuid4().hex[:12]}-{safe}"
-        path = self._root / "files" / stored
+        path = self._started_root / "files" / stored
         atomic_write_bytes(path, data, fsync=False)
         upload = Upload(name=stored, file_name=file_name, size=len(data), sha256=hashlib.sha256(data).hexdigest(),
                         content_type=content_type, via=via, url=f"{self.cdn_url}/files/{stored}")
@@ -96,7 +97,7 @@ class CdnMixin:
 
     def _download(self, h, parts, query, raw, record, fault) -> None:
         name = parts[2]
-        path = self._root / "files" / name
+        path = self._started_root / "files" / name
         if "/" in name or name.startswith(".") or not path.is_file():
             self._reply(h, 404, {"detail": "File not found"}, record=record)
             return
@@ -151,14 +152,14 @@ class CdnMixin:
                 raise ValueError("Malformed base64 in data URI") from None
             digest = hashlib.sha256(data).hexdigest()
             ext = mimetypes.guess_extension(content_type) or ".bin"
-            path = self._root / "media" / f"{digest[:24]}{ext}"
+            path = self._started_root / "media" / f"{digest[:24]}{ext}"
             if not path.exists():
                 atomic_write_bytes(path, data, fsync=False)
             return MediaRef(field_name, "data", str(path), len(data), digest, content_type)
         prefix = f"{self.cdn_url}/files/"
         if url.startswith(prefix):
             name = unquote(url[len(prefix):])
-            path = self._root / "files" / name
+            path = self._started_root / "files" / name
             if "/" in name or not path.is_file():
                 raise ValueError(f"Could not download file from URL: {url}")
             data = path.read_bytes()

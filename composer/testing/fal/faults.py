@@ -7,7 +7,9 @@ from __future__ import annotations
 import contextlib
 import socket
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+from .host import EmulatorHost
 
 
 STAGES = ("submit", "status", "result", "cancel", "run", "token", "upload", "download")
@@ -79,12 +81,18 @@ class JobFault:
             raise ValueError(f"unknown job fault {self.kind!r}; one of {JOB_FAULTS}")
 
 
-class FaultsMixin:
+_F = TypeVar("_F", "Fault", "JobFault")
+
+
+class FaultsMixin(EmulatorHost):
     """Arming, taking and applying faults; mixed into ``FalEmulator``."""
 
-    def add_fault(self, fault: Fault | JobFault) -> Fault | JobFault:
+    def add_fault(self, fault: _F) -> _F:
         with self._lock:
-            (self._job_faults if isinstance(fault, JobFault) else self._faults).append(fault)
+            if isinstance(fault, JobFault):
+                self._job_faults.append(fault)
+            else:
+                self._faults.append(fault)
         return fault
 
     def fail(self, stage: str, status: int = 500, *, times: int | None = 1, body: Any = None,
@@ -164,7 +172,8 @@ class FaultsMixin:
             return
         headers = dict(fault.headers)
         if fault.ingress:
-            text = f"<html><head><title>{fault.status}</title></head><body><center><h1>{fault.status}</h1></center><hr><center>nginx</center></body></html>"
+            text = (f"<html><head><title>{fault.status}</title></head><body><center><h1>{fault.status}</h1></center>"
+                    "<hr><center>nginx</center></body></html>")
             self._reply(h, fault.status, raw=text.encode(), content_type="text/html", headers=headers, record=record)
             return
         if request_id:

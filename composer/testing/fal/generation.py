@@ -15,10 +15,12 @@ from typing import Any
 
 from ...atomic import atomic_path
 from ...backends.fal_catalog import output_size
+from ...errors import MediaError
 from .drift import preview_options
 from .faults import JobFault
 from .state import ERRORS_URL, SAFETY_MESSAGE, Job, _short
 from .validation import validate_input
+from .host import EmulatorHost
 
 def _render_testsrc(request, workdir: Path) -> Path:
     """A plain ffmpeg test pattern of the requested size, rate and length."""
@@ -59,7 +61,7 @@ def _canned_clip(request) -> Path:
 # --------------------------------------------------------------------------- the emulator
 
 
-class GenerationMixin:
+class GenerationMixin(EmulatorHost):
     """Runs one accepted job to a result or an error; mixed into ``FalEmulator``."""
 
     @staticmethod
@@ -128,7 +130,7 @@ class GenerationMixin:
         local = request.model_copy(update={"images": images, "videos": videos, "seed": seed})
 
         t0 = time.monotonic()
-        dest = self._root / "files" / f"{job.id}.mp4"
+        dest = self._started_root / "files" / f"{job.id}.mp4"
         try:
             if self.canned:
                 if self._progress_sleep(job, self.latency):
@@ -139,7 +141,7 @@ class GenerationMixin:
             else:
                 if self._progress_sleep(job, self.latency):
                     return
-                workdir = self._root / "work" / job.id
+                workdir = self._started_root / "work" / job.id
                 workdir.mkdir(parents=True, exist_ok=True)
                 try:
                     out = self._render(local, workdir)
@@ -147,15 +149,11 @@ class GenerationMixin:
                         shutil.move(str(out), tmp)
                 finally:
                     shutil.rmtree(workdir, ignore_errors=True)
-        except Exception as exc:
-            from ...errors import MediaError
-
-            if isinstance(exc, MediaError):
-                detail = [{"loc": ["body"], "msg": f"Could not process the conditioning media: {exc}",
-                           "type": "invalid_media", "url": f"{ERRORS_URL}#invalid_media"}]
-                self._finish(job, error=self._validation_error(detail))
-                return
-            raise
+        except MediaError as exc:
+            detail = [{"loc": ["body"], "msg": f"Could not process the conditioning media: {exc}",
+                       "type": "invalid_media", "url": f"{ERRORS_URL}#invalid_media"}]
+            self._finish(job, error=self._validation_error(detail))
+            return
         self._log(job, f"Generated in {time.monotonic() - t0:.2f}s")
         job.output = str(dest)
         result = {

@@ -13,8 +13,9 @@ from typing import Any
 from ...atomic import atomic_write_text
 from .state import Job, MediaRef, _log, _now_iso
 from .validation import validate_input
+from .host import EmulatorHost
 
-class QueueMixin:
+class QueueMixin(EmulatorHost):
     """Queue handlers and the job lifecycle; mixed into ``FalEmulator``."""
 
     def _queue_urls(self, app_id: str, request_id: str) -> dict[str, str]:
@@ -241,7 +242,7 @@ class QueueMixin:
             finally:
                 if use_slot:
                     self._slots.release()
-        except Exception as exc:  # never leave a job hanging
+        except Exception as exc:  # noqa: BLE001 — a job thread must end its job whatever failed, never leave it hanging
             _log.exception("fal emulator job %s failed", job.id)
             self._finish(job, error=self._server_error(f"{type(exc).__name__}: {exc}", "runner_server_error", 500))
 
@@ -249,7 +250,7 @@ class QueueMixin:
     def _persist(self, job: Job) -> None:
         if self.state_dir is None or job.sync:
             return
-        path = self._root / "jobs" / f"{job.id}.json"
+        path = self._started_root / "jobs" / f"{job.id}.json"
         with self._lock:
             data = json.dumps(job.to_json())
         atomic_write_text(path, data)
@@ -257,7 +258,7 @@ class QueueMixin:
     def _load_jobs(self) -> None:
         if self.state_dir is None:
             return
-        for path in sorted((self._root / "jobs").glob("*.json")):
+        for path in sorted((self._started_root / "jobs").glob("*.json")):
             try:
                 job = Job.from_json(json.loads(path.read_text()))
             except (ValueError, TypeError):

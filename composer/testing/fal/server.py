@@ -73,7 +73,7 @@ class _TLSServer(ThreadingHTTPServer):
             self.connections.add(conn)
         self.emulator._count_connection()
         try:
-            self.RequestHandlerClass(conn, client_address, self)
+            super().finish_request(conn, client_address)  # builds RequestHandlerClass over the TLS socket
         except (OSError, ValueError):
             pass
         finally:
@@ -430,9 +430,9 @@ class FalEmulator(FaultsMixin, CdnMixin, QueueMixin, GenerationMixin):
             self._drop(h)
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
             h.close_connection = True
-        except Exception as exc:  # a bug in the emulator: answer 500 and log it
+        except Exception as exc:  # noqa: BLE001 — a bug in the emulator, whatever it is, must answer 500 and be logged
             _log.exception("fal emulator failed on %s %s", h.command, split.path)
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(OSError, ValueError):  # the client may be gone, its stream closed
                 self._reply(h, 500, {"detail": f"emulator error: {type(exc).__name__}"}, record=record)
 
     def _route(self, method: str, parts: list[str]):
