@@ -360,7 +360,8 @@ def _run_generate(instance: Any, request: GenerationRequest, output: Path, cache
 
         cache = SegmentCache(cache_dir, writable=True)
         paid = PaidRequest(cache.store, _generate_key(request, instance.identity()), label="generate",
-                           cost=request_cost(request.enable_detail_pass), backend=instance.identity(), record={"command": "generate"},
+                           cost=request_cost(request.enable_detail_pass), backend=instance.identity(),
+                           record={"command": "generate"},
                            consent=Consent(everything=yes))
         paid.acquire(lookup=False)
         resume_id = paid.resume_id
@@ -416,7 +417,7 @@ def _run_generate(instance: Any, request: GenerationRequest, output: Path, cache
 @click.option("--timeout", type=click.FloatRange(0.1, 60), default=3.0, show_default=True,
               help="Seconds to wait for fal's queue host.")
 @handle_errors
-def doctor(cache_dir: Path | None, live: bool, yes: bool, timeout: float) -> None:
+def doctor(cache_dir: str | None, live: bool, yes: bool, timeout: float) -> None:
     """Check ffmpeg, the cache, FAL_KEY and fal's endpoint; --live measures the real endpoint."""
     from . import doctor as doc
 

@@ -46,7 +46,7 @@ def _segment_arg(p: Any, index: int) -> Any:
 @backend_option
 @cache_option
 @handle_errors
-def reroll(board: Path, segment: int, seed: int | None, yes: bool, backend: str, cache_dir: Path | None) -> None:
+def reroll(board: Path, segment: int, seed: int | None, yes: bool, backend: str, cache_dir: str | None) -> None:
     """Give SEGMENT a new seed (a new take), pinned in BOARD.
 
     Shows first what re-rendering it and the rest of its chain will cost.
@@ -119,7 +119,7 @@ def _fingerprint(board: Path) -> tuple:
 @click.option("--interval", type=click.FloatRange(0.05), default=0.5, show_default=True, help="Seconds between checks.")
 @click.option("--max-runs", type=click.IntRange(1), default=None, hidden=True, help="Stop after this many renders (tests).")
 @handle_errors
-def watch(board: Path, output: Path, backend: str, cache_dir: Path | None, max_cost: float | None, draft: bool,
+def watch(board: Path, output: Path, backend: str, cache_dir: str | None, max_cost: float | None, draft: bool,
           interval: float, max_runs: int | None) -> None:
     """Re-plan and re-render BOARD on every save of it or its images (Ctrl-C stops)."""
     from ..errors import ComposerError, StoryboardError

@@ -99,7 +99,8 @@ class GenerationMixin(EmulatorHost):
                 self._finish(job, error=self._validation_error(detail))
                 return
         request = GenerationRequest.model_validate(body)
-        self._log(job, f"Generating {request.num_frames} frames at {'x'.join(map(str, output_size(request.resolution, request.aspect_ratio)))}, "
+        width, height = output_size(request.resolution, request.aspect_ratio)
+        self._log(job, f"Generating {request.num_frames} frames at {width}x{height}, "
                        f"{request.frame_rate} fps, {len(request.images)} image(s), {len(request.videos)} video(s)")
         if job.held:
             self._log(job, "Waiting (held by the test)")
