@@ -103,6 +103,12 @@ class SafetyRejected(BackendError):
     """The endpoint's safety checker rejected the request or its output."""
 
 
+class OutputError(ComposerError):
+    """An output path that cannot be written as asked (its folder, its extension): a user's mistake."""
+
+    exit_code = 2
+
+
 class BudgetExceeded(ComposerError):
     """Starting another paid request would cross ``--max-cost``."""
 

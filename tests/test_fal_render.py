@@ -190,7 +190,14 @@ def test_budget_stops_before_crossing_and_the_rest_is_paid_once(emu, write_board
     assert plan(load(board)).requests == 4
     cache, out = tmp_path / "cache", tmp_path / "film.mp4"
 
+    # up front: the whole remaining plan does not fit, so nothing is spent
     r = cli(emu, *render_args(board, out, cache, "--max-cost", "0.08"))
+    assert r.returncode != 0 and emu.submit_count() == 0
+    last = r.stderr.strip().splitlines()[-1]
+    assert "the remaining plan costs $0.16 (4 request(s)), over --max-cost $0.08" in last and "--allow-partial" in last
+    assert "Traceback" not in r.stderr
+
+    r = cli(emu, *render_args(board, out, cache, "--max-cost", "0.08", "--allow-partial"))
     assert r.returncode == 1
     assert emu.submit_count() == 2  # two chains in parallel: one request each, then the budget is spent
     last = r.stderr.strip().splitlines()[-1]
@@ -269,3 +276,26 @@ def test_safety_rejection_names_the_scene_and_is_not_retried(emu, write_board, t
     assert "segment 1 (scene 'harbour'): skipped" in r.stderr
     assert not out.exists() and ledger_ids(cache) == []
     assert_secret_never_appears(r.stdout, r.stderr, dirs=(cache,))
+
+
+def test_preflight_fails_in_seconds_without_a_key_or_a_network(emu, write_board, tmp_path):
+    """One line up front, before any segment, and nothing asked of the (unreachable) queue."""
+    import socket
+
+    board = write_board(SMALL_TWO_CHAINS)
+    cache, out = tmp_path / "cache", tmp_path / "film.mp4"
+    no_key = {k: v for k, v in {**os.environ, **emu.env()}.items() if k != "FAL_KEY"}
+    r = cli(emu, *render_args(board, out, cache), env=no_key)
+    assert r.returncode != 0 and emu.submit_count() == 0
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error")]
+    assert len(errors) == 1 and "FAL_KEY is not set" in errors[0] and "segment" not in errors[0]
+
+    with socket.socket() as s:  # a loopback port nobody listens on: "no network" without leaving the machine
+        s.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{s.getsockname()[1]}"
+    offline = {**os.environ, **emu.env(), "FAL_QUEUE_RUN_HOST": dead, "FAL_RUN_HOST": dead}
+    r = cli(emu, *render_args(board, out, cache), env=offline, timeout=30)
+    assert r.returncode != 0 and emu.submit_count() == 0
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "unreachable" in lines[0] and "nothing was spent" in lines[0], r.stderr
+    assert not out.exists()

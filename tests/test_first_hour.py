@@ -47,3 +47,81 @@ def test_reroll_question_defaults_to_no(write_board, tmp_path):
     r = run("reroll", str(board), "0", input="\n")
     assert "[y/N]" in r.stdout
     assert r.returncode != 0 and board.read_text() == before
+
+
+BOARD = ("version: 1\noutput: {resolution: 480p, fps: 8}\ndefaults: {segment: {frames: 17, overlap: 9}}\n"
+         "scenes:\n  - {id: a, duration: 3s, prompt: x}\n  - {id: b, duration: 2s, prompt: y}\n")
+
+
+@pytest.mark.parametrize("name, codec, words", [
+    ("film", "h264", "has no extension"),
+    ("x.mp4", "prores", "prores is written as .mov or .mkv"),
+    ("x.avi", "h264", "is a .avi file"),
+])
+def test_output_name_is_checked_before_anything_renders(write_board, tmp_path, name, codec, words):
+    board = write_board(BOARD)
+    cache = tmp_path / "cache"
+    r = run("render", str(board), "-o", str(tmp_path / name), "--codec", codec, "--cache-dir", str(cache), "-q")
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0] and ".partial" not in lines[0]
+    assert not list(cache.glob("segments/*/*/meta.json"))  # nothing was generated first
+
+
+def test_read_only_output_folder_is_one_line_naming_the_users_path(write_board, tmp_path):
+    board = write_board(BOARD)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    mount = subprocess.run(["mount", "--bind", "-o", "ro", str(ro), str(ro)], capture_output=True)
+    if mount.returncode != 0:
+        ro.chmod(0o555)  # not root / no mount: permissions (root ignores them, so skip then)
+        import os
+        if os.geteuid() == 0:
+            pytest.skip(f"cannot make a read-only folder here: {mount.stderr.decode().strip()}")
+    try:
+        out = ro / "sub" / "film.mp4"
+        r = run("render", str(board), "-o", str(out), "--cache-dir", str(tmp_path / "cache"), "-q")
+        assert r.returncode == 2, r.stderr
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and f"cannot write '{out}'" in lines[0] and "Traceback" not in r.stderr
+        assert ".partial" not in lines[0]
+        assert not list((tmp_path / "cache").glob("segments/*/*/meta.json"))
+    finally:
+        subprocess.run(["umount", str(ro)], capture_output=True)
+
+
+def test_library_accepts_the_cli_range_forms(write_board, tmp_path):
+    import composer
+
+    board = write_board(BOARD)
+    result = composer.render(board, tmp_path / "part.mp4", cache=tmp_path / "cache", frame_range="1s-3s", review=False)
+    assert result.assembly["frames"] == 16
+    with pytest.raises(composer.ComposerError):
+        composer.render(board, tmp_path / "bad.mp4", cache=tmp_path / "cache", frame_range="00:01-00:03-00:04")
+
+
+def test_part_summary_describes_what_was_written(write_board, tmp_path):
+    board = write_board(BOARD)
+    r = run("render", str(board), "-o", str(tmp_path / "p.mp4"), "--scene", "b", "--cache-dir", str(tmp_path / "c"),
+            "--no-review")
+    assert r.returncode == 0, r.stderr
+    assert "(16 frames of the film's 40, 00:00:02.000)" in r.stdout
+
+
+def test_range_past_the_end_says_so(write_board, tmp_path):
+    board = write_board(BOARD)
+    r = run("render", str(board), "-o", str(tmp_path / "p.mp4"), "--range", "4s-9s", "--cache-dir", str(tmp_path / "c"),
+            "--no-review")
+    assert r.returncode == 0, r.stderr
+    assert "--range ends after the film (00:00:05.000)" in r.stderr
+    assert "(8 frames of the film's 40" in r.stdout
+
+
+def test_budget_too_small_is_refused_up_front_without_the_emulator_being_asked(write_board, tmp_path):
+    from composer.rendering.preflight import check_budget
+    from composer.errors import BudgetExceeded
+
+    with pytest.raises(BudgetExceeded, match=r"costs \$0.20 \(5 request\(s\)\), over --max-cost \$0.10"):
+        check_budget(0.20, 5, 0.10, allow_partial=False)
+    check_budget(0.20, 5, 0.10, allow_partial=True)
+    check_budget(0.08, 2, 0.10, allow_partial=False)

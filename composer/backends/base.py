@@ -91,6 +91,12 @@ class Backend(ABC):
         """What a cache key records of this backend (changes invalidate cached segments)."""
         return f"{self.name}/{self.version}/{self.endpoint_id}"
 
+    def preflight(self) -> None:  # noqa: B027 - an optional hook: most backends need nothing checked
+        """Fail in seconds, before the first request, if this backend cannot work here (a key, a host).
+
+        Raise ``BackendError`` with one line saying what to do. The default checks nothing.
+        """
+
     def close(self) -> None:  # noqa: B027 - an optional hook: most backends hold nothing to release
         """Release resources (connections, threads)."""
 

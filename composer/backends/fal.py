@@ -95,6 +95,7 @@ from .fal_transport import (
     check_fal_client_layout,
     configure_fal_client,
     fal_urls,
+    probe_queue,
 )
 from .fal_catalog import (
     DETAIL_PASS_MULTIPLIER,
@@ -181,6 +182,23 @@ class FalBackend(Backend):
 
     def output_size(self, resolution: str, aspect_ratio: str) -> tuple[int, int]:
         return FAL_PRICING.output_size(resolution, aspect_ratio)
+
+    def preflight(self, timeout: float = 3.0) -> None:
+        """A key is set and fal's queue host answers, in seconds: not fal_client's retry loop."""
+        key = self.env.get("FAL_KEY", "").strip()
+        if not key:
+            raise BackendError("FAL_KEY is not set: export your fal API key (https://fal.ai/dashboard/keys) "
+                               "to use the fal backend; nothing was spent", retryable=False)
+        answer = probe_queue(self.endpoint_id, timeout, self.env)
+        if "status" not in answer:
+            exc = answer.get("error")
+            why = f"{type(exc).__name__}" if exc is not None else f"no answer within {timeout:g}s"
+            host = fal_urls(dict(self.env))["QUEUE_URL_FORMAT"].split("/")[2]
+            raise BackendError(f"fal's queue ({host}) is unreachable ({why}): no network, a firewall or a proxy "
+                               "in the way; `composer doctor` says more; nothing was spent", retryable=False)
+        if answer["status"] in (401, 403):
+            raise BackendError(f"fal refused FAL_KEY (HTTP {answer['status']}): check the key; nothing was spent",
+                               retryable=False)
 
     def backoff(self, attempt: int) -> float:
         """Delay before retry number ``attempt`` (0-based): exponential, capped, with jitter."""

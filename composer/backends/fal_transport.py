@@ -226,3 +226,38 @@ def _detail(exc: fal_client.FalClientHTTPError) -> tuple[str, list[dict[str, Any
     if not text:
         text = (str(exc) or exc.response.reason_phrase or "")[:500]
     return text, items
+
+
+PROBE_REQUEST_ID = "00000000-0000-4000-8000-000000000000"
+
+
+def probe_queue(endpoint_id: str, timeout: float, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Ask fal's queue host for a free status of a request that does not exist.
+
+    Returns ``{"status": code, "seconds": s}`` when it answered, else ``{"error": exc, "seconds": s}``.
+    Never waits much past ``timeout``: name resolution is not covered by httpx's timeouts, so the
+    request runs in a helper thread that is abandoned when late.
+    """
+    import time
+
+    env = os.environ if environ is None else environ
+    queue = fal_urls(dict(env))["QUEUE_URL_FORMAT"]
+    owner_alias = "/".join(endpoint_id.split("/")[:2])
+    url = f"{queue}{owner_alias}/requests/{PROBE_REQUEST_ID}/status"
+    key = env.get("FAL_KEY", "").strip()
+    headers = {"Authorization": f"Key {key}"} if key else {}
+    answer: dict[str, Any] = {}
+
+    def ask() -> None:
+        try:
+            with httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False) as http:
+                answer["status"] = http.get(url, headers=headers).status_code
+        except Exception as exc:  # noqa: BLE001 — runs in a helper thread: any failure means "unreachable"; say which
+            answer["error"] = exc
+
+    started = time.monotonic()
+    worker = threading.Thread(target=ask, name="fal-queue-probe", daemon=True)
+    worker.start()
+    worker.join(timeout + 0.5)
+    answer["seconds"] = time.monotonic() - started
+    return answer

@@ -199,7 +199,9 @@ def plan_cmd(board: Path, as_json: bool, backend: str, cache_dir: str | None) ->
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=2, show_default=True,
               help="Independent chains rendered at once.")
 @click.option("--max-cost", type=click.FloatRange(0), default=None,
-              help="Refuse to start a request that would cross this many USD.")
+              help="Budget in USD: a render whose uncached part costs more is refused before anything is spent.")
+@click.option("--allow-partial", is_flag=True,
+              help="With --max-cost: spend what the budget allows and stop before crossing it.")
 @click.option("--retries", type=click.IntRange(0, 20), default=4, show_default=True, help="fal: retries of a transient failure.")
 @click.option("--codec", type=click.Choice(["h264", "prores", "dnxhr"]), default="h264", show_default=True)
 @click.option("--drift", type=click.FloatRange(0, 4), default=None,
@@ -217,7 +219,7 @@ def plan_cmd(board: Path, as_json: bool, backend: str, cache_dir: str | None) ->
                                                "paid (a submit whose id was lost, a result fal no longer keeps).")
 @handle_errors
 def render(board: Path, output: Path, backend: str, cache_dir: str | None, jobs: int, max_cost: float | None,
-           retries: int, codec: str, drift: float | None, scenes: tuple[str, ...], frame_range: str | None,
+           allow_partial: bool, retries: int, codec: str, drift: float | None, scenes: tuple[str, ...], frame_range: str | None,
            draft: bool, per_chain: bool, no_review: bool, dry_run: bool, quiet: bool, yes: bool) -> None:
     """Render BOARD into one film, reusing every segment already in the cache."""
     from ..planner import draft_board, plan
@@ -251,13 +253,18 @@ def render(board: Path, output: Path, backend: str, cache_dir: str | None, jobs:
         result = run_render(b, output, backend=backend, cache=cache, jobs=jobs, max_cost=max_cost,
                             on_event=progress, codec=codec, backend_options=options,
                             scenes=list(scenes) or None, frame_range=frames, per_chain=per_chain,
-                            review=not no_review)
+                            review=not no_review, allow_partial=allow_partial)
     finally:
         progress.close()
+    written = int(result.assembly.get("frames", result.plan.total_frames))
+    if frames is not None and frames[1] > result.plan.total_frames and not quiet:
+        click.echo(f"note: --range ends after the film ({format_frames(result.plan.total_frames, result.plan.fps)}); "
+                   "wrote up to the film's end", err=True)
     if not quiet:
+        part = "" if written == result.plan.total_frames else f" of the film's {result.plan.total_frames}"
         click.echo(
-            f"wrote {result.output} ({result.plan.total_frames} frames, "
-            f"{format_frames(result.plan.total_frames, result.plan.fps)}): "
+            f"wrote {result.output} ({written} frames{part}, "
+            f"{format_frames(written, result.plan.fps)}): "
             f"{result.generated} generated, {result.cached} from cache, cost ${result.cost_usd:.2f}; manifest {result.manifest}"
             + (f"; review page {result.review}" if result.review else "")
         )

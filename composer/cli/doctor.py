@@ -73,7 +73,7 @@ __all__ = [
 ]
 
 # A request id no one has: asking for its status is free and proves the queue answers.
-PROBE_REQUEST_ID = "00000000-0000-4000-8000-000000000000"
+from ..backends.fal_transport import PROBE_REQUEST_ID  # noqa: E402,F401 - doctor has always exported it
 DEFAULT_TIMEOUT_S = 3.0
 LIVE_POLL_INTERVAL_S = 0.5
 LIVE_MAX_WAIT_S = 900.0
@@ -189,31 +189,15 @@ def _host_of(url: str) -> str:
 
 def check_endpoint(timeout: float = DEFAULT_TIMEOUT_S, environ: dict[str, str] | None = None) -> Check:
     """Whether fal's queue host answers a free status request, within about ``timeout`` seconds."""
-    import httpx
-
     from ..backends.fal import fal_urls
+    from ..backends.fal_transport import probe_queue
 
     env = os.environ if environ is None else environ
     queue = fal_urls(dict(env))["QUEUE_URL_FORMAT"]
-    owner_alias = "/".join(ENDPOINT_ID.split("/")[:2])
-    url = f"{queue}{owner_alias}/requests/{PROBE_REQUEST_ID}/status"
     host = _host_of(queue)
     key = env.get("FAL_KEY", "").strip()
-    headers = {"Authorization": f"Key {key}"} if key else {}
-    answer: dict[str, Any] = {}
-
-    def ask() -> None:
-        try:
-            with httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False) as http:
-                answer["status"] = http.get(url, headers=headers).status_code
-        except Exception as exc:  # noqa: BLE001 — runs in a helper thread: any failure means "unreachable"; say which
-            answer["error"] = exc
-
-    started = time.monotonic()
-    worker = threading.Thread(target=ask, name="doctor-endpoint", daemon=True)
-    worker.start()
-    worker.join(timeout + 0.5)  # name resolution is not covered by httpx's timeouts: never wait longer
-    elapsed = time.monotonic() - started
+    answer = probe_queue(ENDPOINT_ID, timeout, env)
+    elapsed = answer["seconds"]
     details: dict[str, Any] = {"host": host, "seconds": round(elapsed, 3)}
 
     def redact(text: str) -> str:

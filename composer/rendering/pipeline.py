@@ -23,7 +23,9 @@ from ..manifest import board_timeline, manifest_path_for, write_manifest
 from ..planner import RenderPlan, draft_board, frame_range_segments
 from ..planner import plan as make_plan
 from ..storyboard import Storyboard, load
+from ..timecode import parse_frame_range
 from .cache import SegmentCache
+from .preflight import check_budget, check_output
 from .scheduler import Scheduler, SegmentOutcome
 
 
@@ -35,7 +37,9 @@ class RenderOptions:
     that part, generating only the segments it needs. ``draft`` renders the storyboard
     at 480p with fewer steps (its cache entries never mix with full quality).
     ``otio`` writes ``film.otio`` beside a whole film; ``per_chain`` also writes each
-    chain's own file and ``film.chains.otio``. ``review`` writes ``film.review.html``
+    chain's own file and ``film.chains.otio``. ``frame_range`` is film frames ``(start, end)``
+    or the CLI's text (``"00:10-00:25"``, ``"240f-600f"``). ``max_cost`` is refused up front
+    when the uncached part of the plan costs more, unless ``allow_partial``. ``review`` writes ``film.review.html``
     (see ``composer.review``).
     """
 
@@ -45,12 +49,13 @@ class RenderOptions:
     jobs: int = 2
     max_cost: float | None = None
     scenes: Sequence[str] | None = None
-    frame_range: tuple[int, int] | None = None
+    frame_range: tuple[int, int] | str | None = None
     draft: bool = False
     codec: str = "h264"
     otio: bool = True
     per_chain: bool = False
     review: bool = True
+    allow_partial: bool = False
     on_event: Callable[[Event], None] | None = None
     cancel: threading.Event | None = None
 
@@ -58,7 +63,7 @@ class RenderOptions:
         # a frozen value: keep no list the caller could change afterwards
         if self.scenes is not None:
             object.__setattr__(self, "scenes", tuple(self.scenes))
-        if self.frame_range is not None:
+        if self.frame_range is not None and not isinstance(self.frame_range, str):
             object.__setattr__(self, "frame_range", tuple(self.frame_range))
 
     @classmethod
@@ -106,14 +111,17 @@ def render(board: Storyboard | RenderPlan | str | Path, output: str | Path, *,
     """
     opts = RenderOptions.of(options, **settings)
     storyboard, plan = resolve_input(board, draft=opts.draft)
-    part, only = partial(plan, opts.scenes, opts.frame_range)
+    frames = parse_frame_range(opts.frame_range, plan.fps) if opts.frame_range is not None else None
+    part, only = partial(plan, opts.scenes, frames)
     output = Path(output)
+    check_output(output, opts.codec)
     emit = opts.on_event or _ignore
     cache = opts.cache if isinstance(opts.cache, SegmentCache) else SegmentCache(opts.cache)
     backend = opts.backend
     if isinstance(backend, str):
         backend = get_backend(backend, **(opts.backend_options or {}))
     try:
+        backend.preflight()
         with _workdir(cache) as workdir:
             outcomes = schedule_segments(plan, storyboard, backend, cache, workdir, only, opts, emit)
             cost = round(sum(o.cost_usd for o in outcomes.values()), 6)
@@ -166,7 +174,9 @@ def schedule_segments(plan: RenderPlan, board: Storyboard, backend: Backend, cac
     cached = scheduler.cached()
     wanted = [s for s in plan.segments if only is None or s.index in only]
     todo = [s for s in wanted if not cached[s.index]]
-    emit(RenderStarted(len(wanted), len(wanted) - len(todo), len(todo), _estimate(backend, todo)))
+    estimate = _estimate(backend, todo)
+    check_budget(estimate, len(todo), opts.max_cost if backend.paid else None, opts.allow_partial)
+    emit(RenderStarted(len(wanted), len(wanted) - len(todo), len(todo), estimate))
     outcomes = scheduler.run()
     if only is not None:
         outcomes = {i: o for i, o in outcomes.items() if i in only}
