@@ -73,7 +73,7 @@ __all__ = [
 ]
 
 # A request id no one has: asking for its status is free and proves the queue answers.
-from ..backends.fal_transport import PROBE_REQUEST_ID  # noqa: E402,F401 - doctor has always exported it
+from ..backends.fal_transport import PROBE_REQUEST_ID  # noqa: F401 - doctor has always exported it
 DEFAULT_TIMEOUT_S = 3.0
 LIVE_POLL_INTERVAL_S = 0.5
 LIVE_MAX_WAIT_S = 900.0
