@@ -64,6 +64,8 @@ __all__ = [
 DISSOLVE = otio.schema.TransitionTypes.SMPTE_Dissolve
 _IMAGE_EXT = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".exr")
 _MEDIA_EXT = re.compile(r"\.(mp4|mov|mxf|mkv|avi|webm|m4v|r3d|braw|ari|dng|exr|dpx|wav|aif|aiff)$", re.I)
+# Suffix → format written by the maintained OTIO adapters of the `editors` extra.
+EDITOR_FORMATS = {".edl": "CMX 3600 EDL", ".xml": "FCP 7 XML", ".fcpxml": "FCPX XML"}
 _GENERIC_MARKER = re.compile(r"^(marker|untitled|new marker)?\s*\d*$", re.I)
 
 
@@ -89,6 +91,7 @@ def export_timeline(plan: RenderPlan, board: Storyboard, media_url: str) -> otio
     timeline = otio.schema.Timeline(name=_title(plan, board), global_start_time=otio.opentime.RationalTime(0, fps),
                                     metadata={"composer": _board_meta(plan, board, mode="film", media=media_url)})
     timeline.tracks.append(track)
+    _append_audio(timeline, plan, board)
     return timeline
 
 
@@ -140,16 +143,47 @@ def export_per_chain(plan: RenderPlan, board: Storyboard, media_urls: dict[int, 
     timeline = otio.schema.Timeline(name=_title(plan, board), global_start_time=otio.opentime.RationalTime(0, fps),
                                     metadata={"composer": meta})
     timeline.tracks.append(track)
+    _append_audio(timeline, plan, board)
     return timeline
 
 
+def _append_audio(timeline: otio.schema.Timeline, plan: RenderPlan, board: Storyboard) -> None:
+    """The storyboard's soundtrack as an audio track: one clip from its in-point, trimmed to the film."""
+    if board.audio is None:
+        return
+    audio = board.audio
+    fps = plan.fps
+    path = board.resolve(audio.file).resolve()
+    start = otio.opentime.RationalTime(audio.offset.to_frames(fps), fps)
+    clip = otio.schema.Clip(
+        name=Path(audio.file).name,
+        # The range the film uses: editors' XML formats need one, and probing the file is not this module's job.
+        media_reference=otio.schema.ExternalReference(
+            target_url=otio.url_utils.url_from_filepath(str(path)),
+            available_range=_range(0, start.to_frames() + plan.total_frames, fps)),
+        source_range=otio.opentime.TimeRange(start, otio.opentime.RationalTime(plan.total_frames, fps)),
+        metadata={"composer": {"kind": "audio", **audio.model_dump(mode="json"), "file_path": str(path)}},
+    )
+    track = otio.schema.Track(name="audio", kind=otio.schema.TrackKind.Audio)
+    track.append(clip)
+    timeline.tracks.append(track)
+
+
 def write_otio(timeline: otio.schema.Timeline, path: str | Path) -> Path:
-    """Write ``timeline`` to ``path`` (adapter from its suffix: .otio, .otioz…) atomically."""
+    """Write ``timeline`` to ``path`` atomically, the adapter chosen by its suffix.
+
+    .otio/.otioz are built in; .edl, .xml (FCP 7) and .fcpxml need the ``editors`` extra.
+    An EDL has one video track, so the audio track and the markers' metadata stay in .otio only.
+    """
     path = Path(path)
     try:
         adapter = otio.adapters.from_filepath(str(path)).name
     except Exception as exc:  # noqa: BLE001 -- an unknown suffix; adapters raise many kinds
-        raise OtioError(f"{path}: cannot write a timeline with this suffix ({exc}); use .otio") from None
+        if path.suffix.lower() in EDITOR_FORMATS:
+            raise OtioError(f"{path}: writing {EDITOR_FORMATS[path.suffix.lower()]} needs the OTIO adapters: "
+                            "pip install 'composer[editors]'") from None
+        raise OtioError(f"{path}: cannot write a timeline with this suffix ({exc}); use .otio, "
+                        + ", ".join(EDITOR_FORMATS)) from None
     try:
         with atomic_path(path, make_parents=False) as tmp:
             otio.adapters.write_to_file(timeline, str(tmp), adapter_name=adapter)

@@ -35,7 +35,8 @@ def _chain_media(template: str | None, board: Path, otio_path: Path, chain: int)
 @main.command("export")
 @click.argument("board", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--otio", "otio_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="The timeline to write (.otio).")
+              help="The timeline to write; the suffix picks the format: .otio, or with the "
+                   "'editors' extra .edl (CMX 3600), .xml (FCP 7), .fcpxml (FCPX).")
 @click.option("--media", default=None,
               help="The rendered film the clips point at (default: BOARD's name + .mp4 beside the .otio). "
                    "With --per-chain: a name with {chain} in it, e.g. film.chain{chain:02d}.mp4.")
