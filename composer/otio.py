@@ -222,9 +222,11 @@ def _markers(plan: RenderPlan, board: Storyboard) -> dict[str, list[dict[str, An
         for k, kf in enumerate(scene.keyframes):
             wanted = ps.start_frame + kf.at.to_frames(fps)
             film, seg = placed.get((scene.id, k), (wanted, None))
+            # Where the marker sits in its clip: import compares it to tell an untouched marker from a moved one.
+            clip_frame = _clamp(film, ps) - ps.start_frame
             meta = {"kind": "keyframe", "scene": scene.id, "index": k, "image": kf.image,
                     "image_path": str(board.resolve(kf.image).resolve()), "strength": kf.strength, "fit": kf.fit,
-                    "at": str(kf.at), "wanted_frame": wanted, "film_frame": film}
+                    "at": str(kf.at), "wanted_frame": wanted, "film_frame": film, "clip_frame": clip_frame}
             if seg is not None:
                 meta["segment"] = seg
             items.append(meta)
@@ -317,16 +319,18 @@ def read_timeline(path: str | Path) -> otio.schema.Timeline:
     raise OtioError(f"{path}: holds no timeline (found {type(result).__name__})")
 
 
-def import_timeline(path: str | Path, *, relative_to: str | Path | None = None) -> str:
+def import_timeline(path: str | Path, *, relative_to: str | Path | None = None,
+                    warnings: list[str] | None = None) -> str:
     """A timeline file as storyboard skeleton YAML text (notes on what was guessed at the top).
 
     Keyframe image paths are written relative to ``relative_to`` (the folder the
-    storyboard will live in; default: the timeline's folder).
+    storyboard will live in; default: the timeline's folder). What could not be
+    placed (a keyframe trimmed away) is also appended to ``warnings``, one line each.
     """
     path = Path(path)
     timeline = read_timeline(path)
     board, notes = timeline_to_storyboard(timeline, relative_to=relative_to or path.resolve().parent,
-                                          name=path.stem)
+                                          name=path.stem, warnings=warnings)
     from .storyboard.dump import to_yaml
 
     fps = board.output.fps
@@ -338,9 +342,13 @@ def import_timeline(path: str | Path, *, relative_to: str | Path | None = None) 
 
 
 def timeline_to_storyboard(timeline: otio.schema.Timeline, *, relative_to: str | Path | None = None,
-                           name: str = "") -> tuple[Storyboard, list[str]]:
-    """A ``Storyboard`` skeleton for ``timeline`` and notes on what had to be guessed or dropped."""
+                           name: str = "", warnings: list[str] | None = None) -> tuple[Storyboard, list[str]]:
+    """A ``Storyboard`` skeleton for ``timeline`` and notes on what had to be guessed or dropped.
+
+    Keyframes that could not be placed are also appended to ``warnings``.
+    """
     notes: list[str] = []
+    warnings = warnings if warnings is not None else []
     tmeta = _plain(timeline.metadata.get("composer")) or {}
     if not isinstance(tmeta, dict):
         tmeta = {}
@@ -367,7 +375,7 @@ def timeline_to_storyboard(timeline: otio.schema.Timeline, *, relative_to: str |
         meta = e["meta"]
         sid = _unique_id(meta.get("scene") if isinstance(meta.get("scene"), str) else None,
                          e["name"], "gap" if e["gap"] else f"shot-{i + 1}", ids)
-        prompt, beats, keyframes = _prompts(e, n, fps, frame_rate, relative_to, notes, sid)
+        prompt, beats, keyframes = _prompts(e, n, fps, frame_rate, relative_to, notes, sid, warnings)
         if e["gap"]:
             prompt = (f"Placeholder for a gap in the edit ({n} frames at {format_frames(e['start'], fps)}): "
                       "describe this shot")
@@ -472,7 +480,7 @@ def _entries(track: otio.schema.Track, frames, notes: list[str]) -> list[dict[st
 
 
 def _prompts(e: dict[str, Any], n: int, fps: int, frame_rate: float, relative_to, notes: list[str],
-             sid: str) -> tuple[str, list[Beat], list[Keyframe]]:
+             sid: str, warnings: list[str]) -> tuple[str, list[Beat], list[Keyframe]]:
     """The scene's prompt, beats and keyframes from its clip's metadata, markers and name."""
     item, meta = e["item"], e["meta"]
     texts: list[tuple[int, str, dict[str, Any]]] = []
@@ -483,16 +491,30 @@ def _prompts(e: dict[str, Any], n: int, fps: int, frame_rate: float, relative_to
         mmeta = _plain(marker.metadata.get("composer")) or {}
         mmeta = mmeta if isinstance(mmeta, dict) else {}
         label = _marker_text(marker)
+        kind = mmeta.get("kind")
+        is_keyframe = kind == "keyframe" or (kind is None and label.lower().endswith(_IMAGE_EXT))
+        # The user's own time, where the marker still sits where the export put it (head untrimmed, not moved).
+        written = mmeta.get("at") if is_keyframe and at == mmeta.get("clip_frame") else None
+        if isinstance(written, str):
+            try:
+                user_frame = Timecode.parse(written).to_frames(fps)
+            except ValueError:
+                written = None
+            else:
+                at = user_frame if 0 <= user_frame < n else at
         if not 0 <= at < n:
             notes.append(f"scene '{sid}': marker '{_short(label)}' lies outside the clip's range; left out")
+            if is_keyframe:
+                when = mmeta.get("at") if isinstance(mmeta.get("at"), str) else _time_text(at, fps)
+                warnings.append(f"scene '{sid}': keyframe {label} at {when} falls outside the clip "
+                                f"({n} frames after the edit); not placed")
             continue
-        kind = mmeta.get("kind")
-        if kind == "keyframe" or (kind is None and label.lower().endswith(_IMAGE_EXT)):
+        if is_keyframe:
             if at in kf_frames:
                 notes.append(f"scene '{sid}': two keyframes at frame {at}; kept the first")
                 continue
             image = _image_path(mmeta, label, relative_to)
-            fields: dict[str, Any] = {"at": _time_text(at, fps, mmeta.get("at")), "image": image}
+            fields: dict[str, Any] = {"at": _time_text(at, fps, written or mmeta.get("at")), "image": image}
             for key in ("strength", "fit"):
                 if key in mmeta:
                     fields[key] = mmeta[key]

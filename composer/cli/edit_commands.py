@@ -87,7 +87,10 @@ def import_cmd(timeline: Path, output: Path | None, force: bool) -> None:
     if output is not None and output.exists() and not force:
         raise ComposerError(f"{output} exists: pass --force to overwrite it")
     folder = (output.resolve().parent if output is not None else Path.cwd())
-    text = import_timeline(timeline, relative_to=folder)
+    warnings: list[str] = []
+    text = import_timeline(timeline, relative_to=folder, warnings=warnings)
+    for line in warnings:
+        click.echo(f"warning: {line}", err=True)
     if output is None:
         sys.stdout.write(text)
         return
