@@ -102,3 +102,15 @@ def test_pin_every_shipped_example_touches_only_seeds(example, tmp_path):
     replanned = composer.plan(composer.load(path))
     for seg in picked:
         assert replanned.segments[seg.index].seed == 90000 + seg.index
+
+
+def test_empty_flow_seeds_and_one_line_scenes(tmp_path):
+    path = tmp_path / "b.yaml"
+    path.write_text(_styled(2, 0).replace("- id: b\n", "- id: b\n  seeds: {}   # none yet\n"))
+    assert _edit(path, "b", 2, 8) == ["-  seeds: {}   # none yet", "+  seeds: {2: 8}   # none yet"]
+    # a one-line flow scene cannot take a new line; the seed still lands (whole-file dump) and comments stay
+    path.write_text(_styled(2, 0).replace("- id: a          # the opening\n  duration: 3s\n  prompt: 'a quiet harbour'\n",
+                                          "- {id: a, duration: 3s, prompt: 'a quiet harbour'}   # the opening\n"))
+    pin_seed(path, "a", 0, 31)
+    assert composer.load(path).scene("a").seeds == {0: 31}
+    assert "# the opening" in path.read_text() and "# header comment" in path.read_text()

@@ -67,12 +67,10 @@ def _splice(text: str, scene: CommentedMap, index: int, seed: int) -> str | None
         if m is None:
             return None
         return text[:start] + str(seed) + text[m.end():]
-    if seeds.fa.flow_style():
+    sline, scol = scene.lc.value("seeds")
+    open_at = _offset(lines, sline, scol)
+    if text[open_at:open_at + 1] == "{":  # ruamel does not mark an empty `{}` as flow style
         # `{...}`: add the entry before the closing brace (ints only inside, so no nesting).
-        sline, scol = scene.lc.value("seeds")
-        open_at = _offset(lines, sline, scol)
-        if text[open_at:open_at + 1] != "{":
-            return None
         close_at = text.find("}", open_at)
         if close_at < 0:
             return None
