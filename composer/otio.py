@@ -4,7 +4,8 @@ Export (``export_timeline``): the film as one video track at the plan's fps, one
 clip per scene, each a frame-exact range of the film file; keyframes and beats
 are markers on their scene's clip (name = image path or prompt, the details in
 ``marker.metadata['composer']``); the storyboard's settings sit in
-``timeline.metadata['composer']``.
+``timeline.metadata['composer']``; its soundtrack is an audio track (one clip from
+its in-point, trimmed to the film). ``write_otio`` picks the format by suffix.
 
 Per-chain export (``export_per_chain``): each chain (a run of scenes joined by
 ``continue``) as its own media file, *without* any dissolve baked in, holding the
@@ -21,6 +22,7 @@ Import (``import_timeline``): a timeline (ours, re-cut by an editor, or one from
 another tool, gaps included) becomes a storyboard skeleton: one scene per clip
 with the clip's length, the prompt from its first marker (or its name), beats
 from later markers, crossfades from transitions, ``output.fps`` from the rate.
+Keyframe times come back as the user wrote them where the marker was not moved.
 """
 from __future__ import annotations
 
