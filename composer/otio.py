@@ -4,7 +4,8 @@ Export (``export_timeline``): the film as one video track at the plan's fps, one
 clip per scene, each a frame-exact range of the film file; keyframes and beats
 are markers on their scene's clip (name = image path or prompt, the details in
 ``marker.metadata['composer']``); the storyboard's settings sit in
-``timeline.metadata['composer']``.
+``timeline.metadata['composer']``; its soundtrack is an audio track (one clip from
+its in-point, trimmed to the film). ``write_otio`` picks the format by suffix.
 
 Per-chain export (``export_per_chain``): each chain (a run of scenes joined by
 ``continue``) as its own media file, *without* any dissolve baked in, holding the
@@ -21,6 +22,7 @@ Import (``import_timeline``): a timeline (ours, re-cut by an editor, or one from
 another tool, gaps included) becomes a storyboard skeleton: one scene per clip
 with the clip's length, the prompt from its first marker (or its name), beats
 from later markers, crossfades from transitions, ``output.fps`` from the rate.
+Keyframe times come back as the user wrote them where the marker was not moved.
 """
 from __future__ import annotations
 
@@ -64,6 +66,8 @@ __all__ = [
 DISSOLVE = otio.schema.TransitionTypes.SMPTE_Dissolve
 _IMAGE_EXT = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".exr")
 _MEDIA_EXT = re.compile(r"\.(mp4|mov|mxf|mkv|avi|webm|m4v|r3d|braw|ari|dng|exr|dpx|wav|aif|aiff)$", re.I)
+# Suffix → format written by the maintained OTIO adapters of the `editors` extra.
+EDITOR_FORMATS = {".edl": "CMX 3600 EDL", ".xml": "FCP 7 XML", ".fcpxml": "FCPX XML"}
 _GENERIC_MARKER = re.compile(r"^(marker|untitled|new marker)?\s*\d*$", re.I)
 
 
@@ -89,6 +93,7 @@ def export_timeline(plan: RenderPlan, board: Storyboard, media_url: str) -> otio
     timeline = otio.schema.Timeline(name=_title(plan, board), global_start_time=otio.opentime.RationalTime(0, fps),
                                     metadata={"composer": _board_meta(plan, board, mode="film", media=media_url)})
     timeline.tracks.append(track)
+    _append_audio(timeline, plan, board)
     return timeline
 
 
@@ -140,16 +145,47 @@ def export_per_chain(plan: RenderPlan, board: Storyboard, media_urls: dict[int, 
     timeline = otio.schema.Timeline(name=_title(plan, board), global_start_time=otio.opentime.RationalTime(0, fps),
                                     metadata={"composer": meta})
     timeline.tracks.append(track)
+    _append_audio(timeline, plan, board)
     return timeline
 
 
+def _append_audio(timeline: otio.schema.Timeline, plan: RenderPlan, board: Storyboard) -> None:
+    """The storyboard's soundtrack as an audio track: one clip from its in-point, trimmed to the film."""
+    if board.audio is None:
+        return
+    audio = board.audio
+    fps = plan.fps
+    path = board.resolve(audio.file).resolve()
+    start = otio.opentime.RationalTime(audio.offset.to_frames(fps), fps)
+    clip = otio.schema.Clip(
+        name=Path(audio.file).name,
+        # The range the film uses: editors' XML formats need one, and probing the file is not this module's job.
+        media_reference=otio.schema.ExternalReference(
+            target_url=otio.url_utils.url_from_filepath(str(path)),
+            available_range=_range(0, start.to_frames() + plan.total_frames, fps)),
+        source_range=otio.opentime.TimeRange(start, otio.opentime.RationalTime(plan.total_frames, fps)),
+        metadata={"composer": {"kind": "audio", **audio.model_dump(mode="json"), "file_path": str(path)}},
+    )
+    track = otio.schema.Track(name="audio", kind=otio.schema.TrackKind.Audio)
+    track.append(clip)
+    timeline.tracks.append(track)
+
+
 def write_otio(timeline: otio.schema.Timeline, path: str | Path) -> Path:
-    """Write ``timeline`` to ``path`` (adapter from its suffix: .otio, .otioz…) atomically."""
+    """Write ``timeline`` to ``path`` atomically, the adapter chosen by its suffix.
+
+    .otio/.otioz are built in; .edl, .xml (FCP 7) and .fcpxml need the ``editors`` extra.
+    An EDL has one video track, so the audio track and the markers' metadata stay in .otio only.
+    """
     path = Path(path)
     try:
         adapter = otio.adapters.from_filepath(str(path)).name
     except Exception as exc:  # noqa: BLE001 -- an unknown suffix; adapters raise many kinds
-        raise OtioError(f"{path}: cannot write a timeline with this suffix ({exc}); use .otio") from None
+        if path.suffix.lower() in EDITOR_FORMATS:
+            raise OtioError(f"{path}: writing {EDITOR_FORMATS[path.suffix.lower()]} needs the OTIO adapters: "
+                            "pip install 'composer[editors]'") from None
+        raise OtioError(f"{path}: cannot write a timeline with this suffix ({exc}); use .otio, "
+                        + ", ".join(EDITOR_FORMATS)) from None
     try:
         with atomic_path(path, make_parents=False) as tmp:
             otio.adapters.write_to_file(timeline, str(tmp), adapter_name=adapter)
@@ -188,9 +224,11 @@ def _markers(plan: RenderPlan, board: Storyboard) -> dict[str, list[dict[str, An
         for k, kf in enumerate(scene.keyframes):
             wanted = ps.start_frame + kf.at.to_frames(fps)
             film, seg_index = placed.get((scene.id, k), (wanted, None))
+            # Where the marker sits in its clip: import compares it to tell an untouched marker from a moved one.
+            clip_frame = _clamp(film, ps) - ps.start_frame
             meta = {"kind": "keyframe", "scene": scene.id, "index": k, "image": kf.image,
                     "image_path": str(board.resolve(kf.image).resolve()), "strength": kf.strength, "fit": kf.fit,
-                    "at": str(kf.at), "wanted_frame": wanted, "film_frame": film}
+                    "at": str(kf.at), "wanted_frame": wanted, "film_frame": film, "clip_frame": clip_frame}
             if seg_index is not None:
                 meta["segment"] = seg_index
             items.append(meta)
@@ -283,16 +321,18 @@ def read_timeline(path: str | Path) -> otio.schema.Timeline:
     raise OtioError(f"{path}: holds no timeline (found {type(result).__name__})")
 
 
-def import_timeline(path: str | Path, *, relative_to: str | Path | None = None) -> str:
+def import_timeline(path: str | Path, *, relative_to: str | Path | None = None,
+                    warnings: list[str] | None = None) -> str:
     """A timeline file as storyboard skeleton YAML text (notes on what was guessed at the top).
 
     Keyframe image paths are written relative to ``relative_to`` (the folder the
-    storyboard will live in; default: the timeline's folder).
+    storyboard will live in; default: the timeline's folder). What could not be
+    placed (a keyframe trimmed away) is also appended to ``warnings``, one line each.
     """
     path = Path(path)
     timeline = read_timeline(path)
     board, notes = timeline_to_storyboard(timeline, relative_to=relative_to or path.resolve().parent,
-                                          name=path.stem)
+                                          name=path.stem, warnings=warnings)
     from .storyboard.dump import to_yaml
 
     fps = board.output.fps
@@ -304,9 +344,13 @@ def import_timeline(path: str | Path, *, relative_to: str | Path | None = None) 
 
 
 def timeline_to_storyboard(timeline: otio.schema.Timeline, *, relative_to: str | Path | None = None,
-                           name: str = "") -> tuple[Storyboard, list[str]]:
-    """A ``Storyboard`` skeleton for ``timeline`` and notes on what had to be guessed or dropped."""
+                           name: str = "", warnings: list[str] | None = None) -> tuple[Storyboard, list[str]]:
+    """A ``Storyboard`` skeleton for ``timeline`` and notes on what had to be guessed or dropped.
+
+    Keyframes that could not be placed are also appended to ``warnings``.
+    """
     notes: list[str] = []
+    warnings = warnings if warnings is not None else []
     tmeta = _plain(timeline.metadata.get("composer")) or {}
     if not isinstance(tmeta, dict):
         tmeta = {}
@@ -333,7 +377,7 @@ def timeline_to_storyboard(timeline: otio.schema.Timeline, *, relative_to: str |
         meta = e["meta"]
         sid = _unique_id(meta.get("scene") if isinstance(meta.get("scene"), str) else None,
                          e["name"], "gap" if e["gap"] else f"shot-{i + 1}", ids)
-        prompt, beats, keyframes = _prompts(e, n, fps, frame_rate, relative_to, notes, sid)
+        prompt, beats, keyframes = _prompts(e, n, fps, frame_rate, relative_to, notes, sid, warnings)
         if e["gap"]:
             prompt = (f"Placeholder for a gap in the edit ({n} frames at {format_frames(e['start'], fps)}): "
                       "describe this shot")
@@ -438,7 +482,7 @@ def _entries(track: otio.schema.Track, frames, notes: list[str]) -> list[dict[st
 
 
 def _prompts(e: dict[str, Any], n: int, fps: int, frame_rate: float, relative_to, notes: list[str],
-             sid: str) -> tuple[str, list[Beat], list[Keyframe]]:
+             sid: str, warnings: list[str]) -> tuple[str, list[Beat], list[Keyframe]]:
     """The scene's prompt, beats and keyframes from its clip's metadata, markers and name."""
     item, meta = e["item"], e["meta"]
     texts: list[tuple[int, str, dict[str, Any]]] = []
@@ -449,16 +493,30 @@ def _prompts(e: dict[str, Any], n: int, fps: int, frame_rate: float, relative_to
         mmeta = _plain(marker.metadata.get("composer")) or {}
         mmeta = mmeta if isinstance(mmeta, dict) else {}
         label = _marker_text(marker)
+        kind = mmeta.get("kind")
+        is_keyframe = kind == "keyframe" or (kind is None and label.lower().endswith(_IMAGE_EXT))
+        # The user's own time, where the marker still sits where the export put it (head untrimmed, not moved).
+        written = mmeta.get("at") if is_keyframe and at == mmeta.get("clip_frame") else None
+        if isinstance(written, str):
+            try:
+                user_frame = Timecode.parse(written).to_frames(fps)
+            except ValueError:
+                written = None
+            else:
+                at = user_frame if 0 <= user_frame < n else at
         if not 0 <= at < n:
             notes.append(f"scene '{sid}': marker '{_short(label)}' lies outside the clip's range; left out")
+            if is_keyframe:
+                when = mmeta.get("at") if isinstance(mmeta.get("at"), str) else _time_text(at, fps)
+                warnings.append(f"scene '{sid}': keyframe {label} at {when} falls outside the clip "
+                                f"({n} frames after the edit); not placed")
             continue
-        kind = mmeta.get("kind")
-        if kind == "keyframe" or (kind is None and label.lower().endswith(_IMAGE_EXT)):
+        if is_keyframe:
             if at in kf_frames:
                 notes.append(f"scene '{sid}': two keyframes at frame {at}; kept the first")
                 continue
             image = _image_path(mmeta, label, relative_to)
-            fields: dict[str, Any] = {"at": _time_text(at, fps, mmeta.get("at")), "image": image}
+            fields: dict[str, Any] = {"at": _time_text(at, fps, written or mmeta.get("at")), "image": image}
             for key in ("strength", "fit"):
                 if key in mmeta:
                     fields[key] = mmeta[key]

@@ -44,7 +44,7 @@ def written_and_read(timeline, path: Path):
 def test_film_timeline_is_frame_exact(harbour, tmp_path: Path) -> None:
     board, p = harbour
     tl = written_and_read(export_timeline(p, board, "harbour.mp4"), tmp_path / "film.otio")
-    assert len(tl.tracks) == 1 and tl.tracks[0].kind == otio.schema.TrackKind.Video
+    assert [t.kind for t in tl.tracks] == [otio.schema.TrackKind.Video, otio.schema.TrackKind.Audio]
     cs = clips(tl)
     assert [c.name for c in cs] == [s.id for s in board.scenes]
     for clip, ps in zip(cs, p.scenes):
@@ -299,3 +299,78 @@ def test_cli_in_process(tmp_path: Path, monkeypatch) -> None:
     assert not [p for p in tmp_path.iterdir() if "partial" in p.name]
     r = runner.invoke(main, ["import", "cut.otio"])  # no -o: printed
     assert r.exit_code == 0 and "id: Opening-Shot" in r.output
+
+
+def test_film_timeline_has_the_soundtrack_as_an_audio_track(harbour) -> None:
+    board, p = harbour
+    for tl in (export_timeline(p, board, "harbour.mp4"), export_per_chain(p, board, {c.index: "c.mp4" for c in p.chains})):
+        (audio,) = list(tl.audio_tracks())
+        (clip,) = list(audio.find_clips())
+        assert clip.name == Path(board.audio.file).name
+        assert clip.source_range.start_time == RT(board.audio.offset.to_frames(24), 24)
+        assert clip.source_range.duration == RT(p.total_frames, 24)  # trimmed to the film
+        meta = clip.metadata["composer"]
+        assert meta["volume"] == board.audio.volume and meta["offset"] == str(board.audio.offset)
+        assert Path(otio.url_utils.filepath_from_url(clip.media_reference.target_url)) == \
+            board.resolve(board.audio.file).resolve()
+    silent = loads("version: 1\nscenes:\n  - {id: a, duration: 2s, prompt: p}\n")
+    assert not list(export_timeline(plan(silent), silent, "a.mp4").audio_tracks())
+
+
+@pytest.mark.parametrize("suffix", [".edl", ".xml", ".fcpxml"])
+def test_editor_formats_write_and_read_back(harbour, tmp_path: Path, suffix: str) -> None:
+    board, p = harbour
+    back = written_and_read(export_timeline(p, board, "harbour.mp4"), tmp_path / f"film{suffix}")
+    (video,) = list(back.video_tracks())
+    got = list(video.find_clips())
+    assert len(got) == len(p.scenes)
+    assert [c.name for c in got] == [s.id for s in p.scenes]
+    assert [c.source_range.duration.value_rescaled_to(24) for c in got] == [s.end_frame - s.start_frame for s in p.scenes]
+    if suffix != ".edl":  # an EDL holds one video track; both XML formats carry the audio
+        (audio,) = list(back.audio_tracks())
+        assert [c.source_range.duration.value_rescaled_to(24) for c in audio.find_clips()] == [p.total_frames]
+    # and it imports as a storyboard skeleton with the same scenes and lengths (an EDL upper-cases
+    # marker text, so its image paths are not checked against the disk here)
+    again, _ = timeline_to_storyboard(back, relative_to=HARBOUR.parent)
+    assert [(s.id, s.duration.to_frames(24)) for s in again.scenes] == \
+        [(s.id, s.end_frame - s.start_frame) for s in p.scenes]
+
+
+def test_cli_export_picks_the_format_by_suffix(tmp_path: Path) -> None:
+    (edl,) = composer(["export", str(HARBOUR), "--otio", "film.edl"], cwd=tmp_path)
+    assert edl.returncode == 0, edl.stderr
+    text = (tmp_path / "film.edl").read_text()
+    assert text.startswith("TITLE: Harbour") and "* FROM CLIP NAME:  dawn" in text
+
+
+@pytest.mark.parametrize("name", ["quickstart", "vertical", "harbour"])
+@pytest.mark.parametrize("per_chain", [False, True])
+def test_keyframe_times_come_back_as_written(tmp_path: Path, name: str, per_chain: bool) -> None:
+    path = ROOT / "storyboards" / f"{name}.yaml"
+    board = load(path)
+    p = plan(board)
+    tl = (export_per_chain(p, board, {c.index: f"c{c.index}.mp4" for c in p.chains}) if per_chain
+          else export_timeline(p, board, "film.mp4"))
+    write_otio(tl, tmp_path / "film.otio")
+    again = loads(import_timeline(tmp_path / "film.otio", relative_to=path.parent), base_dir=path.parent)
+    # `at: 1s` stays `1s`, not the frame the segment grid snapped it to
+    assert [[str(k.at) for k in s.keyframes] for s in again.scenes] == \
+        [[str(k.at) for k in s.keyframes] for s in board.scenes]
+
+
+def test_a_keyframe_trimmed_away_is_reported(harbour, tmp_path: Path) -> None:
+    board, p = harbour
+    tl = export_timeline(p, board, "harbour.mp4")
+    sid, kf = next((s.id, s.keyframes[-1]) for s in board.scenes if s.keyframes and s.keyframes[-1].at.to_frames(24) > 0)
+    clip = next(c for c in clips(tl) if c.name == sid)
+    clip.source_range = TR(clip.source_range.start_time, RT(kf.at.to_frames(24), 24))  # the tail up to the keyframe cut
+    write_otio(tl, tmp_path / "cut.otio")
+    warnings: list[str] = []
+    again = loads(import_timeline(tmp_path / "cut.otio", relative_to=HARBOUR.parent, warnings=warnings),
+                  base_dir=HARBOUR.parent)
+    assert warnings == [f"scene '{sid}': keyframe {kf.image} at {kf.at} falls outside the clip "
+                        f"({kf.at.to_frames(24)} frames after the edit); not placed"]
+    assert len(again.scene(sid).keyframes) == len(board.scene(sid).keyframes) - 1
+    (cli,) = composer(["import", "cut.otio", "-o", "board.yaml"], cwd=tmp_path)
+    assert cli.returncode == 0, cli.stderr
+    assert f"warning: scene '{sid}': keyframe {kf.image} at {kf.at}" in cli.stderr

@@ -35,7 +35,8 @@ def _chain_media(template: str | None, board: Path, otio_path: Path, chain: int)
 @main.command("export")
 @click.argument("board", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--otio", "otio_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="The timeline to write (.otio).")
+              help="The timeline to write; the suffix picks the format: .otio, or with the "
+                   "'editors' extra .edl (CMX 3600), .xml (FCP 7), .fcpxml (FCPX).")
 @click.option("--media", default=None,
               help="The rendered film the clips point at (default: BOARD's name + .mp4 beside the .otio). "
                    "With --per-chain: a name with {chain} in it, e.g. film.chain{chain:02d}.mp4.")
@@ -86,7 +87,10 @@ def import_cmd(timeline: Path, output: Path | None, force: bool) -> None:
     if output is not None and output.exists() and not force:
         raise ComposerError(f"{output} exists: pass --force to overwrite it")
     folder = (output.resolve().parent if output is not None else Path.cwd())
-    text = import_timeline(timeline, relative_to=folder)
+    warnings: list[str] = []
+    text = import_timeline(timeline, relative_to=folder, warnings=warnings)
+    for line in warnings:
+        click.echo(f"warning: {line}", err=True)
     if output is None:
         sys.stdout.write(text)
         return
