@@ -68,6 +68,8 @@ class PlanError(ComposerError):
 class OtioError(ComposerError):
     """A timeline that cannot be written, read or turned into a storyboard."""
 
+    exit_code = 2
+
 
 class ManifestError(ComposerError):
     """A path given as a render manifest that is missing or is not one (a user's mistake)."""
