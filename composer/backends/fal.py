@@ -67,6 +67,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import errno
 import inspect
 import logging
 import os
@@ -753,6 +754,12 @@ class _Run:
             try:
                 self.download(url, dest)
                 return self.verify(dest) if self.b.verify_output else None
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+                dest.unlink(missing_ok=True)
+                raise self.error(BackendError, f"no space left on device writing {dest} (downloading the result "
+                                 f"video; {dest.parent} is full)", retryable=False) from exc
             except _DownloadFailed as exc:
                 dest.unlink(missing_ok=True)
                 if not exc.retryable or attempt >= self.b.download_retries:
