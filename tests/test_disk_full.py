@@ -92,3 +92,41 @@ def test_cli_render_onto_a_full_filesystem_is_one_line_not_a_traceback(small_fs:
     assert f"no space left on device writing {film}" in lines[0]
     assert film.read_bytes() == b"the previous film"
     assert [p.name for p in small_fs.iterdir() if p.name != "film.mp4"] == []
+
+
+def read_only(path: Path) -> None:
+    """Make ``path`` read-only even for root (a read-only bind mount); skip where that is refused."""
+    for cmd in (["mount", "--bind", str(path), str(path)], ["mount", "-o", "remount,bind,ro", str(path)]):
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        if proc.returncode != 0:
+            subprocess.run(["umount", str(path)], capture_output=True, timeout=30)
+            pytest.skip(f"cannot make a read-only bind mount (needs root): {proc.stderr.strip()}")
+
+
+def render_cli(board: Path, film: Path, cache: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "composer", "render", str(board), "-o", str(film),
+                           "--cache-dir", str(cache), "--quiet"], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("filled", [
+    False,
+    pytest.param(True, marks=pytest.mark.xfail(strict=True, reason=(
+        "a filled read-only cache gives a traceback: rendering/pipeline.py _workdir's mkdtemp in <cache>/tmp "
+        "(owned by another engineer)"))),
+])
+def test_cli_with_a_read_only_cache_is_one_line(tmp_path: Path, filled: bool) -> None:
+    board = tmp_path / "board.yaml"
+    board.write_text(BOARD.replace("duration: 6s", "duration: 2s"))
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    if filled:
+        assert render_cli(board, tmp_path / "first.mp4", cache).returncode == 0
+    read_only(cache)
+    try:
+        proc = render_cli(board, tmp_path / "film.mp4", cache)
+    finally:
+        subprocess.run(["umount", str(cache)], capture_output=True, timeout=30)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert len(lines) == 1 and str(cache) in lines[0] and "Read-only" in lines[0], proc.stderr
+    assert not (tmp_path / "film.mp4").exists()
