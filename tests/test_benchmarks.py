@@ -36,6 +36,8 @@ def check_common(body: str, data: dict, name: str, out: Path) -> None:
     assert "load average at start" in body and "cores" in body
     assert "| --- |" in body.replace("|---|", "| --- |")  # a markdown table
     assert out.read_text().startswith("# Benchmarks")
+    assert "<!-- data:" not in out.read_text()  # the figures live in results/NAME.json, linked from the section
+    assert f"(results/{name}.json)" in body and (out.parent / "results" / f"{name}.json").is_file()
 
 
 def finite(*xs: float) -> bool:
@@ -65,7 +67,8 @@ def test_seams_quick(tmp_path: Path) -> None:
     # unmatched, the injected drift shows: later segments sit visibly (> 1 ΔE) off the undrifted film
     assert max(chain["none"]["drift"][1:]) > 1.0
     for plot in data["plots"]:
-        assert Path(plot).parent == tmp_path and Path(plot).stat().st_size > 1000
+        assert Path(plot).parent == tmp_path / "results" and Path(plot).stat().st_size > 1000
+        assert f"(results/{Path(plot).name})" in body  # the section links the plot beside its JSON
         assert Path(plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "ratio mean" in body and "Long chain" in body
 
