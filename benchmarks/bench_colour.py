@@ -2,15 +2,19 @@
 
 Textured panning content; each segment's head re-generates the previous tail through
 a random nonlinear shift (gamma, gain/offset, HSV saturation, tint gradient, noise)
-and saturation/contrast creep grows through every segment, compounding. Prints
-markdown tables: per-seam held-out error by estimator, then 20-segment chains.
+and saturation/contrast creep grows through every segment, compounding. Writes
+results/colour.json and the ``colour`` section of RESULTS.md: per-seam held-out
+error by estimator, then 20-segment chains.
 
-    python benchmarks/bench_colour.py [--chains 3] [--segments 20] [--quick]
+    python benchmarks/bench_colour.py [--chains 3] [--segments 20] [--quick] [--out RESULTS.md]
 """
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -130,11 +134,8 @@ def assemble(raws, method: str | None, anchor: float):
     return shown
 
 
-def chain_table(name: str, chains, configs) -> None:
-    print(f"\n### {name}: {len(chains)} chains x {len(chains[0][0])} segments ({L} frames, overlap {K})\n")
-    print("| method | anchor | seam ΔE | seam ratio median | max | mean-Lab drift RMS "
-          "| log contrast end | log chroma end | ms/seam |")
-    print("|---|---|---|---|---|---|---|---|---|")
+def chain_table(name: str, chains, configs) -> dict[str, Any]:
+    rows = []
     for method, anchor in configs:
         jumps, ratios, drift, look, ms = [], [], [], [], []
         for raws, cleans in chains:
@@ -153,16 +154,18 @@ def chain_table(name: str, chains, configs) -> None:
             a, b = LookStats.of(tail(shown[-1])), LookStats.of(cleans[-1][-5:])
             look.append([np.log((a.contrast + 2) / (b.contrast + 2)), np.log((a.chroma + 2) / (b.chroma + 2))])
         lc = np.mean(look, axis=0)
-        print(f"| {method or 'unmatched'} | {anchor} | {np.mean(jumps):.2f} | {np.median(ratios):.2f} | {np.max(ratios):.2f} "
-              f"| {np.mean(drift):.2f} | {lc[0]:+.3f} | {lc[1]:+.3f} | {np.mean(ms):.0f} |", flush=True)
+        rows.append({"method": method or "unmatched", "anchor": anchor, "seam_de": round(float(np.mean(jumps)), 4),
+                     "ratio_median": round(float(np.median(ratios)), 4), "ratio_max": round(float(np.max(ratios)), 4),
+                     "drift_rms": round(float(np.mean(drift)), 4), "log_contrast_end": round(float(lc[0]), 4),
+                     "log_chroma_end": round(float(lc[1]), 4), "ms_per_seam": round(float(np.mean(ms)), 1)})
+        print(rows[-1], flush=True)
+    return {"name": name, "chains": len(chains), "segments": len(chains[0][0]), "rows": rows}
 
 
-def seam_table(seams: int) -> None:
+def seam_table(seams: int) -> dict[str, Any]:
     """Held-out ΔE of each estimator on one seam, aligned and with the head moved by dt."""
     methods = ["none", "affine", "mkl", "histogram", "hm-mkl", "hm-affine", "auto"]
-    print(f"\n### one seam, {seams} random shifts: mean ΔE on later frames vs the true look\n")
-    print("| head offset | " + " | ".join(methods) + " |")
-    print("|---" * (len(methods) + 1) + "|")
+    rows = []
     for dt in (0.0, 1.0, 3.0):
         errs = {m: [] for m in methods}
         for s in range(seams):
@@ -182,7 +185,28 @@ def seam_table(seams: int) -> None:
             for m in methods:
                 t = estimate(head, tail, m)
                 errs[m].append(np.mean([frame_delta_e(t.apply(render(j, base + [new])), render(j, base, False)) for j in later]))
-        print(f"| {dt:.0f} px | " + " | ".join(f"{np.mean(errs[m]):.2f}" for m in methods) + " |", flush=True)
+        rows.append({"offset_px": dt, **{m: round(float(np.mean(errs[m])), 4) for m in methods}})
+        print(rows[-1], flush=True)
+    return {"seams": seams, "methods": methods, "rows": rows}
+
+
+def report(data: dict[str, Any]) -> str:
+    import common
+
+    st = data["seam"]
+    out = ["## Colour estimators on synthetic chains (`benchmarks/bench_colour.py`)", "",
+           f"{common.machine_line(data['machine'])}; {data['seconds']:.0f} s.", "",
+           f"### one seam, {st['seams']} random shifts: mean ΔE on later frames vs the true look", "",
+           common.md_table(["head offset", *st["methods"]],
+                           [[f"{r['offset_px']:.0f} px", *(f"{r[m]:.2f}" for m in st["methods"])] for r in st["rows"]])]
+    for t in data["chains"]:
+        out += ["", f"### {t['name']}: {t['chains']} chains x {t['segments']} segments ({L} frames, overlap {K})", "",
+                common.md_table(["method", "anchor", "seam ΔE", "seam ratio median", "max", "mean-Lab drift RMS",
+                                 "log contrast end", "log chroma end", "ms/seam"],
+                                [[r["method"], r["anchor"], f"{r['seam_de']:.2f}", f"{r['ratio_median']:.2f}",
+                                  f"{r['ratio_max']:.2f}", f"{r['drift_rms']:.2f}", f"{r['log_contrast_end']:+.3f}",
+                                  f"{r['log_chroma_end']:+.3f}", f"{r['ms_per_seam']:.0f}"] for r in t["rows"]])]
+    return "\n".join(out)
 
 
 def main() -> None:
@@ -191,17 +215,28 @@ def main() -> None:
     ap.add_argument("--segments", type=int, default=20)
     ap.add_argument("--seams", type=int, default=8)
     ap.add_argument("--quick", action="store_true", help="1 chain, 8 segments, 3 seams")
+    ap.add_argument("--out", default=None, help="results file (default benchmarks/RESULTS.md)")
     a = ap.parse_args()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import common
+
+    t_start = time.perf_counter()
+    machine = common.machine_info()
     if a.quick:
         a.chains, a.segments, a.seams = 1, 8, 3
-    seam_table(a.seams)
+    seam = seam_table(a.seams)
     creep_chains = [make_chain(a.segments, s, 0.03) for s in range(a.chains)]
-    chain_table("creep + seam shifts", creep_chains, [
+    t1 = chain_table("creep + seam shifts", creep_chains, [
         (None, 0.0), ("affine", 0.0), ("mkl", 0.0), ("hm-mkl", 0.0), ("auto", 0.0),
         ("auto", 0.5), ("auto", 1.0)])
     content_chains = [make_chain(a.segments, s, 0.0, sat_ramp=(0.3, 1.0)) for s in range(a.chains)]
-    chain_table("no creep, content really grows 3x more colourful", content_chains, [
+    t2 = chain_table("no creep, content really grows 3x more colourful", content_chains, [
         (None, 0.0), ("auto", 0.0), ("auto", 0.5), ("auto", 1.0)])
+    data = {"command": common.command_line(), "quick": a.quick, "machine": machine, "seam": seam, "chains": [t1, t2],
+            "seconds": round(time.perf_counter() - t_start, 1)}
+    path = common.write_section("colour", report(data), data, a.out)
+    print(report(data))
+    print(f"\nwrote {path}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 """Shared helpers for the benchmark scripts: machine facts, waiting for a quiet
 machine, peak-RSS sampling of a process tree, storyboards, segment rendering,
-and writing one section of ``benchmarks/RESULTS.md`` (with its figures as JSON).
+and writing one section of ``benchmarks/RESULTS.md`` with its figures in
+``benchmarks/results/NAME.json``.
 
 Every script writes its section between ``<!-- section:NAME -->`` and
-``<!-- /section:NAME -->`` markers, leaving the others alone, and embeds its raw
-figures as ``<!-- data:NAME {json} -->`` so tests (and people) can read them back.
+``<!-- /section:NAME -->`` markers, leaving the others (and prose outside
+markers) alone; the raw figures go to ``results/NAME.json``, linked from there.
 """
 from __future__ import annotations
 
@@ -285,18 +286,28 @@ def render_segments(board, cache_dir: Path, *, drift: float = 1.0, jobs: int = 2
 # --------------------------------------------------------------------------- results
 
 
-def _data_comment(name: str, data: Any) -> str:
-    text = json.dumps(data, sort_keys=True, default=str).replace("--", "-\\u002d")  # "--" would end the comment
-    return f"<!-- data:{name} {text} -->"
+def results_dir(out: Path | str | None = None) -> Path:
+    """The folder holding the raw JSON and plots next to the results file ``out``."""
+    return (Path(out) if out is not None else RESULTS).parent / "results"
 
 
 def write_section(name: str, body: str, data: Any, out: Path | str | None = None) -> Path:
-    """Replace (or add) section ``name`` of the results file ``out`` (RESULTS.md by default)."""
+    """Write ``data`` to ``results/<name>.json`` beside the results file ``out`` (RESULTS.md by default)
+    and replace (or add) section ``name`` there: ``body`` (tables rendered from the data) plus the
+    command that produced it and a link to the JSON. Text outside the section markers (findings
+    written by people) is left alone."""
+    from composer.atomic import atomic_write_text
+
     path = Path(out) if out is not None else RESULTS
-    path.parent.mkdir(parents=True, exist_ok=True)
-    block = f"<!-- section:{name} -->\n{body.rstrip()}\n\n{_data_comment(name, data)}\n<!-- /section:{name} -->"
+    rdir = results_dir(path)
+    rdir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(rdir / f"{name}.json", json.dumps(data, indent=1, sort_keys=True, default=str) + "\n")
+    command = data.get("command") if isinstance(data, dict) else None
+    source = f"Produced by `{command}`; raw data: " if command else "Raw data: "
+    block = (f"<!-- section:{name} -->\n{body.rstrip()}\n\n{source}[results/{name}.json](results/{name}.json).\n"
+             f"<!-- /section:{name} -->")
     with open(path, "a+", encoding="utf-8") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+        fcntl.flock(f, fcntl.LOCK_EX)  # scripts run side by side rewrite one file
         f.seek(0)
         text = f.read() or HEADER
         pattern = re.compile(rf"<!-- section:{re.escape(name)} -->.*?<!-- /section:{re.escape(name)} -->", re.S)
@@ -312,16 +323,20 @@ def write_section(name: str, body: str, data: Any, out: Path | str | None = None
 
 
 def read_section(name: str, path: Path | str) -> tuple[str, Any]:
-    """(markdown body, data) of section ``name`` in a results file; raises if absent or malformed."""
+    """(markdown body, data) of section ``name`` in a results file, the data read from its
+    ``results/<name>.json``; raises if either is absent or malformed."""
     text = Path(path).read_text(encoding="utf-8")
     m = re.search(rf"<!-- section:{re.escape(name)} -->\n(.*?)<!-- /section:{re.escape(name)} -->", text, re.S)
     if not m:
         raise ValueError(f"no section {name!r} in {path}")
     body = m.group(1)
-    d = re.search(rf"<!-- data:{re.escape(name)} (.*?) -->", body, re.S)
-    if not d:
-        raise ValueError(f"section {name!r} has no data")
-    return body, json.loads(d.group(1))
+    if f"(results/{name}.json)" not in body:
+        raise ValueError(f"section {name!r} does not link results/{name}.json")
+    data_path = results_dir(path) / f"{name}.json"
+    try:
+        return body, json.loads(data_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"section {name!r}: cannot read {data_path}: {exc}") from exc
 
 
 def md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -117,8 +117,8 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--batch", type=int, default=250)
     ap.add_argument("--out", default=None, help="results file (default benchmarks/RESULTS.md)")
-    ap.add_argument("--json", default=None, help="figures file (default benchmarks/results/fuzz.json, "
-                                                 "or fuzz.json beside --out)")
+    ap.add_argument("--json", default=None, help="an extra copy of the figures (they always go to "
+                                                 "results/fuzz.json beside the results file)")
     ap.add_argument("--worker", nargs=3, type=int, metavar=("START", "COUNT", "SEED"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -132,12 +132,12 @@ def main() -> None:
     print(f"fuzzing {n} inputs (seed {args.seed}, {args.jobs} workers)", flush=True)
     figures = run(n, args.seed, args.jobs, args.batch)
     data = {"command": command, "quick": args.quick, "seed": args.seed, "machine": machine, **figures}
-    json_path = Path(args.json) if args.json else (Path(args.out).with_name("fuzz.json") if args.out
-                                                   else BENCH / "results" / "fuzz.json")
-    from composer.atomic import atomic_write_text
+    json_path = common.results_dir(args.out) / "fuzz.json"  # written by write_section with the section
+    if args.json:  # an extra copy where asked
+        from composer.atomic import atomic_write_text
 
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(json_path, json.dumps(data, indent=2) + "\n")
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(Path(args.json), json.dumps(data, indent=2) + "\n")
     f = figures
     rows = [
         ["inputs", f["examples"], f"{f['by_source'].get('generated', 0)} generated, {f['by_source'].get('mutated', 0)} "

@@ -242,7 +242,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         log(f"  chain {m:8s} last segment: drift {chain[m]['drift'][-1]:.2f} ΔE; {chain[m]['vs_first'][-1]:.2f} ΔE "
             f"to the first, {chain[m]['vs_undrifted'][-1]:.2f} ΔE to the undrifted render")
     info["load_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    plot_dir = Path(args.out).parent if args.out else common.BENCH_DIR
+    plot_dir = common.results_dir(args.out)
+    plot_dir.mkdir(parents=True, exist_ok=True)
     plot = common.line_plot(
         plot_dir / "seams_long_chain.png", {f"{m}": chain[m]["drift"] for m in chain_methods},
         title=f"{chain['segments']}-segment chain, drift {args.drift:g}: colour drift since segment 1, content change removed",
@@ -282,7 +283,7 @@ def report(data: dict[str, Any]) -> str:
         crow.append([f"drift {data['drift']:g}, {m}", f"**{c['drift'][-1]:.2f}**", f"{max(c['drift']):.2f}",
                      f"{c['vs_first'][-1]:.2f}", f"{max(c['vs_first']):.2f}", f"{c['vs_undrifted'][-1]:.2f}",
                      common.verdict(c["drift"][-1] <= TARGET_DRIFT)])
-    plots = ", ".join(f"`{Path(p).name}`" for p in data["plots"])
+    plots = ", ".join(f"[results/{Path(p).name}](results/{Path(p).name})" for p in data["plots"])
     return "\n".join([
         "## Seam quality (`benchmarks/seams.py`)",
         "",

@@ -12,8 +12,6 @@ content), in the assembled film; colour matching off is the baseline. Writes its
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -79,38 +77,35 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="6 short segments (for the test suite)")
     ap.add_argument("--drift", type=float, default=1.0)
-    ap.add_argument("--out", type=Path, default=Path(__file__).with_name("RESULTS.md"))
+    ap.add_argument("--out", type=Path, default=None, help="results file (default benchmarks/RESULTS.md)")
     args = ap.parse_args()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import common
+
     started = time.time()
-    load = os.getloadavg()[0]
+    machine = common.machine_info()
     res = run(args.quick, args.drift)
-    rows = []
-    for name, f in res.items():
-        rows.append(f"| {name} | {f[-1]:.2f} | {max(f):.2f} | {np.mean(f):.2f} |")
-    section = "\n".join([
+    data = {"command": common.command_line(), "quick": args.quick, "drift": args.drift, "machine": machine,
+            "segments": len(res["raw tail"]), "delta_e": {k: [round(float(x), 4) for x in v] for k, v in res.items()},
+            "seconds": round(time.time() - started, 1)}
+    path = common.write_section("tail_mode", report(data), data, args.out)
+    print(report(data))
+    print(f"\nwrote {path}", file=sys.stderr)
+
+
+def report(data: dict) -> str:
+    rows = [[name, f"{f[-1]:.2f}", f"{max(f):.2f}", f"{np.mean(f):.2f}"] for name, f in data["delta_e"].items()]
+    import common
+
+    return "\n".join([
         "## Conditioning tail: raw or corrected",
         "",
-        f"`python benchmarks/tail_mode.py{' --quick' if args.quick else ''}` — one chain of {len(res['raw tail'])} "
-        f"segments, preview drift {args.drift}, colour method auto; {os.cpu_count()} cores, "
-        f"{platform.processor() or platform.machine()}, "
-        f"load average {load:.1f} at start, {time.time() - started:.0f} s.",
+        f"One chain of {data['segments']} segments, preview drift {data['drift']}, colour method auto; "
+        f"{common.machine_line(data['machine'])}; {data['seconds']:.0f} s.",
         "ΔE (CIEDE2000) between each segment's mean colour in the film and in the same chain rendered without drift.",
         "",
-        "| conditioning | last segment | worst segment | mean |",
-        "|---|---|---|---|",
-        *rows,
-        "",
+        common.md_table(["conditioning", "last segment", "worst segment", "mean"], rows),
     ])
-    text = args.out.read_text() if args.out.exists() else "# Benchmark results\n\n"
-    marker = "## Conditioning tail: raw or corrected"
-    if marker in text:
-        head, rest = text.split(marker, 1)
-        nxt = rest.find("\n## ")
-        text = head + section + (rest[nxt + 1:] if nxt >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    args.out.write_text(text)
-    print(section)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ figures as JSON.
 """
 from __future__ import annotations
 
+import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +36,8 @@ def check_common(body: str, data: dict, name: str, out: Path) -> None:
     assert "load average at start" in body and "cores" in body
     assert "| --- |" in body.replace("|---|", "| --- |")  # a markdown table
     assert out.read_text().startswith("# Benchmarks")
+    assert "<!-- data:" not in out.read_text()  # the figures live in results/NAME.json, linked from the section
+    assert f"(results/{name}.json)" in body and (out.parent / "results" / f"{name}.json").is_file()
 
 
 def finite(*xs: float) -> bool:
@@ -63,7 +67,8 @@ def test_seams_quick(tmp_path: Path) -> None:
     # unmatched, the injected drift shows: later segments sit visibly (> 1 ΔE) off the undrifted film
     assert max(chain["none"]["drift"][1:]) > 1.0
     for plot in data["plots"]:
-        assert Path(plot).parent == tmp_path and Path(plot).stat().st_size > 1000
+        assert Path(plot).parent == tmp_path / "results" and Path(plot).stat().st_size > 1000
+        assert f"(results/{Path(plot).name})" in body  # the section links the plot beside its JSON
         assert Path(plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "ratio mean" in body and "Long chain" in body
 
@@ -112,12 +117,37 @@ def test_schedule_quick(tmp_path: Path) -> None:
 
 def test_sections_replace_each_other_not_the_rest(tmp_path: Path) -> None:
     out = tmp_path / "R.md"
-    common.write_section("a", "## A\n\n| x |\n|---|\n| 1 |", {"v": 1, "cmd": "x --quick"}, out)
+    common.write_section("a", "## A\n\n| x |\n|---|\n| 1 |", {"v": 1, "command": "python x.py --quick"}, out)
     common.write_section("b", "## B", {"v": 2}, out)
-    common.write_section("a", "## A again", {"v": 3}, out)
+    # findings written by a person, outside any section, must survive a re-run
+    out.write_text(out.read_text() + "\n## Findings\n\nThe seams look fine.\n")
+    common.write_section("a", "## A again", {"v": 3, "command": "python x.py"}, out)
     text = out.read_text()
     assert text.count("section:a -->") == 2 and "## A again" in text and "## B" in text
-    assert common.read_section("a", out)[1] == {"v": 3}
+    assert "The seams look fine." in text
+    assert "<!-- data:" not in text  # the raw data lives in results/, not in the markdown
+    assert "Produced by `python x.py`" in text and "(results/a.json)" in text and "(results/b.json)" in text
+    assert json.loads((tmp_path / "results" / "a.json").read_text()) == {"v": 3, "command": "python x.py"}
+    assert common.read_section("a", out)[1] == {"v": 3, "command": "python x.py"}
     assert common.read_section("b", out)[1] == {"v": 2}
     with pytest.raises(ValueError):
         common.read_section("c", out)
+    (tmp_path / "results" / "b.json").unlink()
+    with pytest.raises(ValueError):
+        common.read_section("b", out)
+
+
+def test_checked_in_results_have_their_json_and_no_embedded_data() -> None:
+    results = common.BENCH_DIR / "RESULTS.md"
+    text = results.read_text(encoding="utf-8")
+    assert "<!-- data:" not in text
+    names = re.findall(r"<!-- section:(\w+) -->", text)
+    assert {"seams", "schedule", "assemble", "fuzz"} <= set(names)
+    for name in names:
+        if name == "findings":  # prose written by people, no data
+            continue
+        body, data = common.read_section(name, results)
+        assert isinstance(data, dict) and data.get("command"), name
+        assert data["command"] in body
+    for png in re.findall(r"\((results/[\w.-]+\.png)\)", text):
+        assert (common.BENCH_DIR / png).is_file(), png

@@ -67,6 +67,7 @@ the key must not travel to another host.
 from __future__ import annotations
 
 import hashlib
+import errno
 import logging
 import os
 import random
@@ -581,6 +582,12 @@ class _Run:
             try:
                 self.download(url, dest)
                 return self.verify(dest) if self.b.verify_output else None
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+                dest.unlink(missing_ok=True)
+                raise self.error(BackendError, f"no space left on device writing {dest} (downloading the result "
+                                 f"video; {dest.parent} is full)", retryable=False) from exc
             except _DownloadFailed as exc:
                 dest.unlink(missing_ok=True)
                 if not exc.retryable or attempt >= self.b.download_retries:

@@ -7,6 +7,7 @@ writes H.264 yuv420p with BT.709 tags (or ProRes / DNxHR); ``atomic_output`` and
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import subprocess
@@ -191,6 +192,9 @@ class VideoWriter:
             self._proc.stdin.write(np.ascontiguousarray(frame).data.cast("B"))
         except (BrokenPipeError, ValueError, OSError) as exc:
             reason = self._reap_after_failure()
+            if _no_space(reason, exc):
+                self._remove_outputs()
+                raise NoSpaceError(self.path, reason) from exc
             raise MediaError(f"{self.path}: encoder stopped after {self.frames_written} frames ({reason})") from exc
         self.frames_written += 1
 
@@ -229,6 +233,8 @@ class VideoWriter:
         if rc != 0:
             reason = self._stderr.last_error() if self._stderr is not None else "ffmpeg failed"
             self._remove_outputs()
+            if _no_space(reason):
+                raise NoSpaceError(self.path, reason)
             raise MediaError(f"{self.path}: encoding failed ({reason})")
         if self.audio is not None:
             try:
@@ -269,6 +275,18 @@ class VideoWriter:
                 self.abort()
 
 
+class NoSpaceError(MediaError):
+    """The disk filled up while writing ``path``: one line naming it and ffmpeg's words."""
+
+    def __init__(self, path: str | Path, detail: str) -> None:
+        self.path, self.detail = Path(path), detail
+        super().__init__(f"no space left on device writing {self.path} ({detail})")
+
+
+def _no_space(reason: str, exc: BaseException | None = None) -> bool:
+    return "No space left on device" in reason or getattr(exc, "errno", None) == errno.ENOSPC
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it into place on success.
@@ -277,10 +295,18 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     ffmpeg picks the right muxer. On an exception it is deleted and ``path`` is
     left untouched.
     """
-    with atomic_path(path) as tmp:
-        yield tmp
-        if not tmp.is_file():
-            raise MediaError(f"{Path(path)}: nothing was written")
+    try:
+        with atomic_path(path) as tmp:
+            yield tmp
+            if not tmp.is_file():
+                raise MediaError(f"{Path(path)}: nothing was written")
+    except NoSpaceError as exc:
+        # name the user's file, not the temporary beside it (which atomic_path removed)
+        raise NoSpaceError(path, f"{exc.detail}; {Path(path).parent} is full, the existing file is untouched") from exc
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        raise NoSpaceError(path, f"{Path(path).parent} is full, the existing file is untouched") from exc
 
 
 def write_clip(
