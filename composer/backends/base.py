@@ -33,6 +33,9 @@ class GenerateContext:
     ``on_submitted`` must be called with the backend's request id the moment a
     paid request is accepted (the scheduler journals it); ``resume_request_id`` is
     an id journalled by an earlier, interrupted run: fetch it instead of paying again.
+    ``segment_index`` and ``film_start``/``film_end`` say which segment this is and which film
+    frames its clip covers (frame 0 of the clip is film frame ``film_start``; its overlap with
+    the predecessor is the first ``overlap`` frames); None/0 when the caller is not a film render.
     """
 
     label: str = ""
@@ -40,6 +43,17 @@ class GenerateContext:
     on_submitted: Callable[[str], None] | None = None
     resume_request_id: str | None = None
     cancelled: Callable[[], bool] | None = None
+    segment_index: int | None = None
+    film_start: int | None = None
+    film_end: int | None = None
+    overlap: int = 0
+
+    @property
+    def film_range(self) -> range | None:
+        """The film frames this clip covers, ``range(film_start, film_end)`` (None if unknown)."""
+        if self.film_start is None or self.film_end is None:
+            return None
+        return range(self.film_start, self.film_end)
 
     def emit(self, kind: str, message: str = "", **data: Any) -> None:
         if self.on_event is not None:

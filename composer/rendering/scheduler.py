@@ -235,6 +235,10 @@ class Scheduler:
             on_submitted=on_submitted,
             resume_request_id=resume_id,
             cancelled=self.cancel.is_set,
+            segment_index=seg.index,
+            film_start=seg.output_start_frame,
+            film_end=seg.output_start_frame + seg.num_frames,
+            overlap=seg.overlap,
         )
         segdir = self.workdir / f"seg{seg.index:04d}"
         segdir.mkdir(parents=True, exist_ok=True)
