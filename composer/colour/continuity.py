@@ -19,7 +19,7 @@ FAST = 8  # a fast step settles within this many generated frames
 SETTLED = (8, 12)  # generated frames the step is measured on
 LATE = (16, 20)  # ... and the frames that say whether the change keeps going
 MIN_STEP = 0.6  # Lab units: below this nothing is corrected
-MAX_STEP = 12.0  # above this the change is content (a cut, a new subject), not drift
+MAX_STEP = 30.0  # Lab units: above this the change is content (a new subject), not drift
 MARGIN = 6  # pixels of border where flow is least reliable
 
 
@@ -102,9 +102,12 @@ def estimate_seam_fix(before: np.ndarray, after: Sequence[np.ndarray], start: in
     step = _lab(y) - _lab(x)  # what the settled frames lack of the look before the seam
     size = float(np.linalg.norm(step))
     # a change still going on after the step settles is meant: take its steady rate out of the step
-    late = np.mean([_lab(f.reshape(-1, 3)) for f in after[LATE[0]:LATE[1]]], axis=0)
-    settled = np.mean([_lab(f.reshape(-1, 3)) for f in after[SETTLED[0]:SETTLED[1]]], axis=0)
-    rate = (late - settled) / (LATE[0] - SETTLED[0])
+    # (paired under motion too, so new content panning in is not mistaken for a change of look)
+    gap = LATE[0] - SETTLED[0]
+    later = [_paired(after[k], after[k + gap]) for k in range(*SETTLED)]
+    lx = np.concatenate([p[0] for p in later])
+    ly = np.concatenate([p[1] for p in later])
+    rate = (_lab(lx) - _lab(ly)) / gap if len(lx) >= 500 else np.zeros(3)
     span = (SETTLED[0] + SETTLED[1] - 1) / 2 + 1  # frames from the last shown one to the settled window's middle
     fast = step + rate * span
     share = float(np.clip(np.dot(fast, step) / max(size**2, 1e-9), 0.0, 1.0)) if size > 0 else 0.0
