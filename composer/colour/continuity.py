@@ -59,7 +59,7 @@ def _grey(frame: np.ndarray) -> np.ndarray:
 
 def _paired(before: np.ndarray, after: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(after pixels, the before pixels they show under motion), Nx3 float, borders and clipped levels out."""
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)  # type: ignore[attr-defined]
     flow = dis.calc(_grey(after), _grey(before), None)
     h, w = after.shape[:2]
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)

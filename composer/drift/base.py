@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import cv2
 import numpy as np
@@ -37,10 +38,10 @@ def parse_spec(value: float | Mapping[str, object] | DriftSpec | None, legacy: t
     if isinstance(value, DriftSpec):
         spec = value
     elif isinstance(value, Mapping):
-        kinds = value.get("kinds", legacy)
-        if isinstance(kinds, str):
-            kinds = tuple(k for k in kinds.replace(",", "+").split("+") if k)
-        spec = DriftSpec(tuple(str(k) for k in kinds), float(value.get("amount", 1.0)))  # type: ignore[arg-type]
+        raw: Any = value.get("kinds", legacy)
+        if isinstance(raw, str):
+            raw = [k for k in raw.replace(",", "+").split("+") if k]
+        spec = DriftSpec(tuple(str(k) for k in raw), float(value.get("amount", 1.0)))  # type: ignore[arg-type]
     else:
         spec = DriftSpec(legacy, float(value))
     if spec.amount <= 0 or not spec.kinds:
@@ -68,16 +69,16 @@ class Drift:
         out = frame
         if self.matrix or np.any(self.offset):
             m3 = np.eye(3)
-            for fn in self.matrix:
-                m3 = fn(t, first_generated) @ m3
+            for mfn in self.matrix:
+                m3 = mfn(t, first_generated) @ m3
             m = np.zeros((3, 4), np.float32)
             m[:, :3] = m3
             m[:, 3] = self.offset
             out = cv2.transform(out, m)
         if self.curves:
             x = np.repeat((np.arange(256, dtype=np.float64) / 255.0)[:, None], 3, axis=1)
-            for fn in self.curves:
-                x = fn(x, t, first_generated)
+            for cfn in self.curves:
+                x = cfn(x, t, first_generated)
             lut = np.clip(np.round(x * 255.0), 0, 255).astype(np.uint8).reshape(1, 256, 3)
             out = cv2.LUT(out, lut)
         if self.field_ is not None:

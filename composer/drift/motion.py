@@ -23,7 +23,7 @@ def add(drift: Drift, digest: bytes, d: float, width: int, height: int) -> None:
         k = t - g
         if g <= 0 or k < 0:
             return frame
-        m = np.float32([[1, 0, vx * (k + 1)], [0, 1, vy * (k + 1)]])
+        m = np.array([[1, 0, vx * (k + 1)], [0, 1, vy * (k + 1)]], np.float32)
         return cv2.warpAffine(frame, m, (frame.shape[1], frame.shape[0]), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_REFLECT101)  # fmt: skip
 

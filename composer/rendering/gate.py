@@ -69,7 +69,7 @@ def measure_film(path: Path, seams: Sequence[int]) -> dict[int, SeamMeasures]:
             n = i + 1
             if i in wanted:
                 frames[i] = frame
-    film = _Sparse(frames, n)
+    film: Any = _Sparse(frames, n)  # indexable by film frame, as measure_seam reads it
     return {g: measure_seam(film, g) for g in seams if g + lo >= 0 and g + hi <= n}
 
 

@@ -45,7 +45,7 @@ def _grey(frame: np.ndarray) -> np.ndarray:
 def mean_flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """The median DIS optical-flow vector from ``a`` to ``b`` in full-frame pixels per frame (dx, dy)."""
     ga, gb = _grey(a), _grey(b)
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)  # type: ignore[attr-defined]
     flow = dis.calc(ga, gb, None)
     scale = a.shape[1] / ga.shape[1]
     m = 4  # borders hold the least reliable vectors
