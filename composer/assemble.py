@@ -11,6 +11,7 @@ the film's length.
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from collections.abc import Callable, Generator, Iterator
@@ -20,6 +21,7 @@ import numpy as np
 
 from .atomic import atomic_path
 from .colour import ChainColourMatcher, SegmentColour
+from .colour.continuity import LOOK
 from .errors import Cancelled, MediaError
 from .metrics import frame_delta_e
 from .planner import PlannedChain, PlannedSegment, RenderPlan
@@ -68,6 +70,7 @@ class ChainStream:
                  keep_samples: bool = False):
         self.plan = plan
         self.segments = [plan.segments[i] for i in chain.segments]
+        self.spec = spec
         self.matcher = None if spec.method == "none" else ChainColourMatcher(spec)
         self.tail: list[np.ndarray] | None = None  # small copies of the previous segment's tail as shown
         self.pending: list[np.ndarray] = []  # its last shown frames, held back to dissolve into the next head
@@ -132,6 +135,8 @@ class ChainStream:
         if len(pending) > first_shown:  # more held back than this head re-generates: show those as they were
             yield from pending[: len(pending) - first_shown]
             pending = pending[len(pending) - first_shown:]
+        before: np.ndarray | None = None  # the last head frame as shown, for the seam's continuity
+        lookahead: list[tuple[int, np.ndarray]] | None = [] if self._continuity() else None
         with reader:
             for local, frame in enumerate(reader):
                 if local > last_shown:
@@ -146,25 +151,53 @@ class ChainStream:
                 if local == first_shown:
                     colour = self._colour(video, head_small, _small_of(frame), first_shown, last_shown,
                                           next_overlap, new_look, record)
+                    if colour is not None and head_small:
+                        before = colour.apply(head_small[-1], first_shown - 1)
                     head_small.clear()
                     n = len(head_full)
-                    for j, (before, raw) in enumerate(zip(pending, head_full)):
+                    for j, (before_frame, raw) in enumerate(zip(pending, head_full)):
                         after = _apply(colour, raw, blend_from + j)
                         w = (j + 1) / (n + 1)
-                        yield cv2.addWeighted(before, 1.0 - w, after, w, 0.0)
+                        yield cv2.addWeighted(before_frame, 1.0 - w, after, w, 0.0)
                     head_full.clear()
-                out = _apply(colour, frame, local)
-                if local == first_shown and self.last is not None:
-                    # the colour step the dissolve spreads: the old segment's last frame to the new one's first
-                    record["seam_delta_e"] = round(frame_delta_e(self.last, _small_of(out)), 3)
-                if local == last_shown:
-                    last = _small_of(out)
-                if local >= hold_from:
-                    self.pending.append(out)
-                else:
-                    yield out
+                todo = [(local, frame)]
+                if lookahead is not None and colour is not None and before is not None:
+                    # hold the first generated frames back until the seam's continuity is settled
+                    lookahead.append((local, frame))
+                    if len(lookahead) < LOOK and local < last_shown:
+                        continue
+                    colour = self._seam_fix(colour, before, [(i, _small_of(f)) for i, f in lookahead], record)
+                    todo, lookahead = lookahead, None
+                for index, raw in todo:
+                    out = _apply(colour, raw, index)
+                    if index == first_shown and self.last is not None:
+                        # the colour step the dissolve spreads: the old segment's last frame to the new one's first
+                        record["seam_delta_e"] = round(frame_delta_e(self.last, _small_of(out)), 3)
+                    if index == last_shown:
+                        last = _small_of(out)
+                    if index >= hold_from:
+                        self.pending.append(out)
+                    else:
+                        yield out
         self._finish_segment(colour, tail_raw, record)
         self.last = last
+
+    def _continuity(self) -> bool:
+        return self.matcher is not None and self.spec.continuity and self.tail is not None
+
+    def _seam_fix(self, colour: SegmentColour, before: np.ndarray, after: list[tuple[int, np.ndarray]],
+                  record: dict[str, Any]) -> SegmentColour:
+        """``colour`` with the continuity fix across its seam (or as it is, when there is no fast step)."""
+        from .colour.continuity import estimate_seam_fix
+
+        if not after:
+            return colour
+        fix = estimate_seam_fix(before, [colour.apply(f, i) for i, f in after], after[0][0])
+        if fix is None:
+            return colour
+        colour = replace(colour, seam_fix=fix)
+        record["transform"] = colour.to_dict()
+        return colour
 
     def follow(self, video: Path, record: dict[str, Any]) -> None:
         """Advance past one segment without showing it: settle its colour from its
@@ -176,7 +209,9 @@ class ChainStream:
         self.pending, self.last = [], None
         size = (self.plan.width, self.plan.height)
         keep_from = last_shown + 1 - next_overlap if next_overlap else last_shown + 1
-        reader = VideoReader(video, size=size, count=first_shown + 1, pix_fmt=PIX_FMT)
+        continuity = self._continuity()
+        look = min(LOOK, last_shown + 1 - first_shown) if continuity else 1
+        reader = VideoReader(video, size=size, count=first_shown + look, pix_fmt=PIX_FMT)
         _check_length(seg, video, reader.info.num_frames)
         with reader:
             head = [_small_of(f) for f in reader]
@@ -189,6 +224,9 @@ class ChainStream:
             _store_last_sample(video, last_shown, last)
         colour = self._colour(video, head[:first_shown], head[first_shown], first_shown, last_shown,
                               next_overlap, new_look, record, last=last)
+        if continuity and colour is not None and first_shown > 0:
+            before = colour.apply(head[first_shown - 1], first_shown - 1)
+            colour = self._seam_fix(colour, before, list(enumerate(head))[first_shown:], record)
         tail_raw = [(tail_start + i, f) for i, f in enumerate(tail) if tail_start + i >= keep_from]
         if not self.keep_full_tail:
             tail_raw = [(i, _small_of(f)) for i, f in tail_raw]

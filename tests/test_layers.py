@@ -15,7 +15,7 @@ ROOT = Path(composer.__file__).parent
 # Lowest first. A module may import its own layer or any lower one.
 LAYERS: list[tuple[str, ...]] = [
     ("errors", "atomic", "events", "timecode", "metrics", "version"),
-    ("request", "media", "colour", "yuv"),
+    ("request", "media", "colour", "yuv", "drift", "seams"),
     ("storyboard", "backends"),
     ("planner",),
     ("assemble", "manifest", "otio", "rendering.cache", "store"),
@@ -38,7 +38,14 @@ def imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
     is_pkg = path.name == "__init__.py"
     here = name.split(".") if name else []
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    # imports under `if TYPE_CHECKING:` are for the type checker only, not a runtime dependency
+    typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If)
+                   and getattr(block.test, "id", getattr(block.test, "attr", None)) == "TYPE_CHECKING"
+                   for stmt in block.body for n in ast.walk(stmt)}
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.ImportFrom):
             if node.level:
                 base = here if is_pkg else here[:-1]

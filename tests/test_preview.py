@@ -227,18 +227,18 @@ def test_drift_shifts_overlap_visibly_and_not_affinely(chained):
 
 def test_drift_creeps_over_generated_frames():
     """Saturation and contrast grow with the number of generated frames (same picture, same clip)."""
-    from composer.backends.preview import _Drift
+    from composer.drift import LEGACY, DriftSpec, make_drift
 
     grey = np.full((H, W, 3), 128, np.uint8)
     picture = cv2.addWeighted(fit_image(photo(7), W, H), 0.5, grey, 0.5, 0)  # mid saturation: no clipping
-    drift = _Drift(1.0, b"request-digest", W, H)
+    drift = make_drift(DriftSpec(LEGACY, 1.0), b"request-digest", W, H)
     lab = lambda f: cv2.cvtColor(f.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
     chroma = lambda f: float(np.hypot(lab(f)[..., 1], lab(f)[..., 2]).mean())
     contrast = lambda f: float(lab(f)[..., 0].std())
-    start, later = drift.apply(picture, 0), drift.apply(picture, 96)
+    start, later = drift.apply(picture, 0, 0), drift.apply(picture, 96, 0)
     assert chroma(later) > chroma(start) * 1.05
     assert contrast(later) > contrast(start) * 1.03
-    assert np.array_equal(drift.apply(picture, 0), start)  # a pure function of the frame index
+    assert np.array_equal(drift.apply(picture, 0, 0), start)  # a pure function of the frame index
 
 
 def test_drift_differs_per_request(media, tmp_path):

@@ -35,6 +35,9 @@ class GenerateContext:
     an id journalled by an earlier, interrupted run: fetch it instead of paying again.
     ``confirm_resubmit(reason)`` is called before a request is bought anew because the
     journalled one cannot be fetched (unknown or expired); it raises to refuse.
+    ``segment_index`` and ``film_start``/``film_end`` say which segment this is and which film
+    frames its clip covers (frame 0 of the clip is film frame ``film_start``; its overlap with
+    the predecessor is the first ``overlap`` frames); None/0 when the caller is not a film render.
     """
 
     label: str = ""
@@ -43,6 +46,17 @@ class GenerateContext:
     resume_request_id: str | None = None
     cancelled: Callable[[], bool] | None = None
     confirm_resubmit: Callable[[str], None] | None = None
+    segment_index: int | None = None
+    film_start: int | None = None
+    film_end: int | None = None
+    overlap: int = 0
+
+    @property
+    def film_range(self) -> range | None:
+        """The film frames this clip covers, ``range(film_start, film_end)`` (None if unknown)."""
+        if self.film_start is None or self.film_end is None:
+            return None
+        return range(self.film_start, self.film_end)
 
     def emit(self, kind: str, message: str = "", **data: Any) -> None:
         if self.on_event is not None:

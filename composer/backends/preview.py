@@ -15,12 +15,14 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
 
 from ..atomic import atomic_write_bytes
+from ..drift import LEGACY, DriftSpec, make_drift, parse_spec
 from ..errors import BackendError, Cancelled, MediaError
 from ..media import (
     VideoReader,
@@ -261,75 +263,6 @@ class _Scene:
         return out
 
 
-# --------------------------------------------------------------------------- drift
-
-
-class _Drift:
-    """Deterministic colour drift of the kinds a real model shows.
-
-    (a) a shift of the whole clip, conditioned frames included: a hue rotation
-        and per-channel gain/offset (a 3x4 matrix) followed by a per-channel
-        gamma (a LUT), so no affine fit is exact;
-    (b) saturation and contrast creeping up over the generated frames;
-    (c) a spatially varying tint (a directional gradient plus a vignette).
-    """
-
-    def __init__(self, strength: float, digest: bytes, width: int, height: int):
-        rng = _rng(digest, "drift")
-        d = strength
-        self.strength = d
-        hue = math.radians(d * rng.uniform(4.0, 8.0) * rng.choice([-1, 1]))
-        gain = 1.0 + d * rng.uniform(-0.06, 0.06, 3)
-        offset = d * rng.uniform(-6.0, 6.0, 3)
-        self.gamma = np.clip(1.0 + d * rng.uniform(-0.12, 0.12, 3), 0.5, 2.0)
-        self.sat0 = 1.0 + d * rng.uniform(-0.06, 0.1)
-        self.sat_creep = d * rng.uniform(0.10, 0.22) / 120.0  # per generated frame
-        self.contrast_creep = d * rng.uniform(0.05, 0.12) / 120.0
-        # hue rotation about the grey axis (Rodrigues), then per-channel gain
-        k = np.ones(3) / math.sqrt(3)
-        kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-        rot = np.eye(3) + math.sin(hue) * kx + (1 - math.cos(hue)) * kx @ kx
-        self.base = np.diag(gain) @ rot
-        self.offset = offset
-        # (c) spatial tint field, added as uint8 around 128
-        # (c) is smooth: compute it at 1/8 size and scale it up
-        sw, sh = max(2, width // 8), max(2, height // 8)
-        yy, xx = np.mgrid[0:sh, 0:sw].astype(np.float32)
-        xn, yn = (xx + 0.5) / sw - 0.5, (yy + 0.5) / sh - 0.5
-        angle = rng.uniform(0, 2 * math.pi)
-        ramp = xn * math.cos(angle) + yn * math.sin(angle)  # about -0.7 .. 0.7
-        vignette = -(xn**2 + yn**2) * 2.0  # 0 centre, about -1 in the corners
-        tint = rng.uniform(-1, 1, 3)
-        tint /= max(1e-6, np.abs(tint).max())
-        field = d * (ramp[..., None] * tint * 14.0 + vignette[..., None] * rng.uniform(6.0, 12.0))
-        field = cv2.resize(field.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
-        self.field = np.clip(np.round(field + 128.0), 0, 255).astype(np.uint8)
-
-    def _matrix(self, creep: int) -> np.ndarray:
-        sat = self.sat0 * (1.0 + self.sat_creep * creep)
-        luma = np.array([0.2126, 0.7152, 0.0722])
-        saturate = sat * np.eye(3) + (1 - sat) * np.outer(np.ones(3), luma)
-        m = np.zeros((3, 4), np.float32)
-        m[:, :3] = saturate @ self.base
-        m[:, 3] = self.offset
-        return m
-
-    def _lut(self, creep: int) -> np.ndarray:
-        contrast = 1.0 + self.contrast_creep * creep
-        x = np.arange(256, dtype=np.float64) / 255.0
-        chans = []
-        for g in self.gamma:
-            y = x**g
-            y = 0.5 + (y - 0.5) * contrast
-            chans.append(np.clip(np.round(y * 255.0), 0, 255))
-        return np.stack(chans, axis=-1).astype(np.uint8).reshape(1, 256, 3)
-
-    def apply(self, frame: np.ndarray, creep: int) -> np.ndarray:
-        out = cv2.transform(frame, self._matrix(creep))
-        out = cv2.LUT(out, self._lut(creep))
-        return cv2.addWeighted(out, 1.0, self.field, 1.0, -128.0)
-
-
 # --------------------------------------------------------------------------- the animatic
 
 
@@ -356,7 +289,7 @@ class _VideoSpan:
 class _Animatic:
     """Renders frame ``t`` of one request as a pure function of ``t``."""
 
-    def __init__(self, request: GenerationRequest, workdir: Path, drift: float, text: bool):
+    def __init__(self, request: GenerationRequest, workdir: Path, drift: DriftSpec | None, text: bool):
         self.w, self.h = output_size(request.resolution, request.aspect_ratio)
         self.n = request.num_frames
         self.fps = float(request.frame_rate)
@@ -373,7 +306,7 @@ class _Animatic:
         self.anchors.sort(key=lambda a: (a.frame, a.kind == "exit"))
         # creep counts generated frames: those after the conditioning that opens the clip
         self.first_generated = max((s.start + len(s.frames) for s in self.spans if s.start == 0), default=0)
-        self.drift = _Drift(drift, self.digest, self.w, self.h) if drift > 0 else None
+        self.drift = make_drift(drift, self.digest, self.w, self.h) if drift is not None else None
         self.band = self._make_band() if text else None
 
     @staticmethod
@@ -524,7 +457,7 @@ class _Animatic:
             if self.band is not None:
                 self._draw_band(out, t)
         if self.drift is not None:
-            out = self.drift.apply(out, max(0, t - self.first_generated))
+            out = self.drift.apply(out, t, self.first_generated)
         return out
 
     def _draw_band(self, out: np.ndarray, t: int) -> None:
@@ -543,8 +476,9 @@ class PreviewBackend(Backend):
     """Offline animatic backend: deterministic, free, fast; honours the request's conditioning.
 
     ``drift`` (0 = off, 1 = clearly visible; default from ``$COMPOSER_PREVIEW_DRIFT``)
-    adds a deterministic colour drift per clip. ``text`` draws the prompt and a
-    frame counter in a thin band at the bottom.
+    adds a deterministic colour drift per clip (the shift, creep and tint kinds); a mapping
+    ``{"kinds": [...], "amount": x}`` picks kinds from ``composer.drift.KINDS``.
+    ``text`` draws the prompt and a frame counter in a thin band at the bottom.
     """
 
     name = "preview"
@@ -552,7 +486,8 @@ class PreviewBackend(Backend):
     endpoint_id = ENDPOINT_ID
     paid = False
 
-    def __init__(self, drift: float | None = None, *, text: bool = True, crf: int = 16, preset: str = "ultrafast",
+    def __init__(self, drift: float | Mapping[str, Any] | DriftSpec | None = None, *, text: bool = True,
+                 crf: int = 16, preset: str = "ultrafast",
                  delay: float | None = None):
         if drift is None:
             raw = os.environ.get(DRIFT_ENV, "").strip()
@@ -560,9 +495,20 @@ class PreviewBackend(Backend):
                 drift = float(raw) if raw else 0.0
             except ValueError:
                 raise BackendError(f"{DRIFT_ENV}={raw!r} is not a number") from None
-        if not (0.0 <= drift <= 10.0):
+        try:
+            spec = parse_spec(drift, LEGACY)
+        except (TypeError, ValueError):
+            raise BackendError(f"preview drift {drift!r} is not a number or {{kinds, amount}}") from None
+        amount = spec.amount if spec is not None else 0.0
+        if (isinstance(drift, (int, float)) and not (0.0 <= drift <= 10.0)) or not (0.0 <= amount <= 10.0):
             raise BackendError(f"preview drift must be between 0 and 10, not {drift}")
-        self.drift = float(drift)
+        if spec is not None:
+            try:
+                make_drift(spec, b"", 8, 8)  # unknown kinds fail here, not mid-render
+            except ValueError as exc:
+                raise BackendError(str(exc)) from None
+        self.drift_spec = spec
+        self.drift = amount
         if delay is None:  # simulated model latency, for demos and for tests that kill a render mid-way
             raw = os.environ.get(DELAY_ENV, "").strip()
             try:
@@ -576,7 +522,13 @@ class PreviewBackend(Backend):
 
     def identity(self) -> str:
         """Settings that change the pixels (drift, captions, encoder) are part of the cache identity."""
-        extra = f"/drift={self.drift:g}" if self.drift else ""
+        spec = self.drift_spec
+        if spec is None:
+            extra = ""
+        elif spec.kinds == LEGACY:
+            extra = f"/drift={spec.amount:g}"
+        else:
+            extra = f"/drift={spec.label()}"
         extra += "" if self.text else "/notext"
         extra += "" if (self.crf, self.preset) == (16, "ultrafast") else f"/crf={self.crf},{self.preset}"
         return f"{self.name}/{self.version}/{self.endpoint_id}{extra}"
@@ -590,7 +542,7 @@ class PreviewBackend(Backend):
         if self.delay:
             time.sleep(self.delay)
         try:
-            animatic = _Animatic(request, workdir, self.drift, self.text)
+            animatic = _Animatic(request, workdir, self.drift_spec, self.text)
         except MediaError as exc:
             raise BackendError(str(exc), segment=label, retryable=False) from exc
         # the file name follows the whole request (URLs included); the pixels follow only its content

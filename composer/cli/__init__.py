@@ -384,6 +384,7 @@ from . import fal_commands  # noqa: E402,F401
 from . import edit_commands  # noqa: E402,F401
 from . import iterate_commands  # noqa: E402,F401
 from . import review_commands  # noqa: E402,F401
+from . import seams_commands  # noqa: E402,F401
 
 if __name__ == "__main__":  # pragma: no cover
     main()

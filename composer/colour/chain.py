@@ -12,6 +12,7 @@ import numpy as np
 
 from ..metrics import lab_to_rgb, rgb_to_lab
 from .config import ColourConfig
+from .continuity import SeamFix
 from .curves import _fit_affine
 from .estimators import AUTO_MIN_CORRESPONDENCE, SeamFit, _shrink, fit_seam
 from .spatial import ResidualField, fit_residual_field
@@ -99,6 +100,7 @@ class SegmentColour:
     ramp_end: int
     info: Mapping[str, Any] = field(default_factory=dict, compare=False)
     residual: ResidualField | None = None
+    seam_fix: SeamFix | None = None  # continuity across the seam, on top (composer.colour.continuity)
 
     def t(self, index: int) -> float:
         if self.ramp_end <= self.ramp_start:
@@ -107,7 +109,8 @@ class SegmentColour:
 
     def at(self, index: int) -> ColourTransform:
         """The transform of frame ``index`` (0-based within the segment)."""
-        return lerp(self.start, self.end, self.t(index))
+        base = lerp(self.start, self.end, self.t(index))
+        return base if self.seam_fix is None else self.seam_fix.on(base, index)
 
     def residual_weight(self, index: int) -> float:
         """How much of the seam's residual field frame ``index`` gets: all of it
@@ -130,6 +133,7 @@ class SegmentColour:
             "ramp_end": self.ramp_end,
             **({"residual": self.residual.to_dict()} if self.residual is not None else {}),
             **({"info": dict(self.info)} if self.info else {}),
+            **({"seam_fix": self.seam_fix.to_dict()} if self.seam_fix is not None else {}),
         }
 
     @classmethod
@@ -142,6 +146,7 @@ class SegmentColour:
             ramp_end=int(data["ramp_end"]),
             info=dict(data.get("info", {})),
             residual=ResidualField.from_dict(data["residual"]) if "residual" in data else None,
+            seam_fix=SeamFix.from_dict(data["seam_fix"]) if "seam_fix" in data else None,
         )
 
 

@@ -29,6 +29,12 @@ class ColourSpec(BaseModel):
         description="Also correct a smooth spatial residual (tint gradient, vignette) measured on the "
         "overlap, fading out over the segment; off leaves only the global transform.",
     )
+    continuity: bool = Field(
+        True,
+        description="Also compare the last frame shown before a seam with the first generated frames after it "
+        "(paired under optical flow) and correct a fast colour step there that the overlap does not show; "
+        "a change that keeps going (an intended look change) is kept.",
+    )
 
 
 #: The name the colour code has always used for the same model.

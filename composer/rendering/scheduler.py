@@ -318,6 +318,10 @@ class Scheduler:
             resume_request_id=resume_id,
             cancelled=self.cancel.is_set,
             confirm_resubmit=confirm_resubmit if paid is not None else None,
+            segment_index=seg.index,
+            film_start=seg.output_start_frame,
+            film_end=seg.output_start_frame + seg.num_frames,
+            overlap=seg.overlap,
         )
         segdir = self.workdir / f"seg{seg.index:04d}"
         segdir.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import threading
-
+from typing import Any
 
 from .server import FalEmulator
 from .state import DEFAULT_KEY
@@ -19,6 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--key", default=DEFAULT_KEY, help="the FAL_KEY clients must send")
     parser.add_argument("--drift", type=float, default=0.0, help="colour drift of the preview renderer")
+    parser.add_argument("--drift-kinds", default=None,
+                        help="comma-separated drift kinds (composer.drift.KINDS); default the historical three")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds each generation takes on top of rendering")
     parser.add_argument("--queue-delay", type=float, default=0.0, help="seconds each request waits IN_QUEUE")
     parser.add_argument("--workers", type=int, default=2)
@@ -28,7 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", default=None, help="keep jobs, files and certificates here across restarts")
     args = parser.parse_args(argv)
 
-    emu = FalEmulator(host=args.host, port=args.port, key=args.key, drift=args.drift, latency=args.latency,
+    drift: Any = args.drift
+    if args.drift_kinds:
+        drift = {"kinds": [k for k in args.drift_kinds.split(",") if k], "amount": args.drift}
+    emu = FalEmulator(host=args.host, port=args.port, key=args.key, drift=drift, latency=args.latency,
                       queue_delay=args.queue_delay, workers=args.workers, canned=args.canned,
                       canned_clip=args.canned_clip, validate_on=args.validate_on, state_dir=args.state_dir)
     emu.start()

@@ -1,23 +1,28 @@
-"""Drift kinds of the fal emulator: how its rendered clips differ from a perfect model.
+"""Drift of the fal emulator: how its rendered clips differ from a perfect model.
 
-To add a kind: write a function ``amount -> PreviewBackend options`` and register it in ``DRIFT_KINDS``.
+The kinds live in ``composer.drift`` (shared with the preview backend); the emulator passes
+``drift`` through: a float (the historical shift+creep+tint composite) or
+``{"kinds": [...], "amount": x}``.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
-from collections.abc import Callable
 
-def _colour(amount: float) -> dict[str, Any]:
-    # The preview renderer's own colour drift (a per-segment shift that colour matching must undo).
-    return {"drift": amount}
+from ...drift import ALL_KINDS, LEGACY
 
-
-DRIFT_KINDS: dict[str, Callable[[float], dict[str, Any]]] = {"colour": _colour}
+DriftOption = float | Mapping[str, Any] | None
 
 
-def preview_options(drift: float | None, kinds: tuple[str, ...] = ("colour",)) -> dict[str, Any]:
-    """PreviewBackend keyword options for ``drift`` of the given kinds."""
-    options: dict[str, Any] = {}
-    for kind in kinds:
-        options.update(DRIFT_KINDS[kind](drift or 0.0) if drift is not None else {"drift": None})
-    return options
+def preview_options(drift: DriftOption, kinds: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """PreviewBackend keyword options for ``drift`` (``kinds`` overrides a float's legacy kinds)."""
+    if drift is None:
+        return {"drift": None}
+    if isinstance(drift, Mapping):
+        return {"drift": dict(drift)}
+    if kinds is None or tuple(kinds) == LEGACY:
+        return {"drift": float(drift)}
+    unknown = [k for k in kinds if k not in ALL_KINDS]
+    if unknown:
+        raise ValueError(f"unknown drift kind(s) {', '.join(unknown)}")
+    return {"drift": {"kinds": list(kinds), "amount": float(drift)}}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +19,7 @@ class EmulatorHost:
     """Base of every mixin, so each one type-checks against the whole emulator's state."""
 
     key: str
-    drift: float | None
+    drift: float | Mapping[str, Any] | None  # a strength, or {"kinds": [...], "amount": x}
     latency: float
     queue_delay: float
     canned: bool

@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 
 from .cdn import CdnMixin
+from .drift import DriftOption
 from .faults import STAGES, Fault, FaultsMixin, JobFault
 from .generation import GenerationMixin
 from .queue import QueueMixin
@@ -128,7 +129,7 @@ class FalEmulator(FaultsMixin, CdnMixin, QueueMixin, GenerationMixin):
         host: str = "127.0.0.1",
         port: int = 0,
         key: str = DEFAULT_KEY,
-        drift: float | None = 0.0,
+        drift: DriftOption = 0.0,
         latency: float = 0.0,
         queue_delay: float = 0.0,
         canned: bool = False,

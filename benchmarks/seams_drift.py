@@ -1,0 +1,242 @@
+"""Seams against every drift kind, tuning and held-out: colour, motion and sharpness steps per seam.
+
+One chain of 97-frame segments (overlap 17) rendered by the preview backend once without drift
+and once per drift kind (``composer.drift``: ``TUNING`` and ``HELD_OUT`` reported apart), each
+assembled with matching off (``none``) and on (``auto``). At every seam (g = the new segment's
+first generated film frame) ``composer.seams`` measures the colour step (CIEDE2000 of mean Lab,
+[g-7, g-1) vs [g+9, g+15)), the motion step and the sharpness step; the goal (issue 16): colour
+step within 1.0 ΔE of the undrifted render's at the same seam, 0.5 on average; motion and
+sharpness steps within the range the undrifted render shows.
+
+    python benchmarks/seams_drift.py [--quick] [--segments N] [--kinds a,b] [--amount 1.0]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common
+
+GOAL_EACH, GOAL_MEAN = 1.0, 0.5
+RESULTS = Path(__file__).resolve().parent / "results" / "seams_drift.json"
+
+
+def chain_board(segments: int, frames: int, overlap: int, method: str) -> str:
+    total = frames + (segments - 1) * (frames - overlap) - 4
+    scenes = [{"id": "shot", "duration": f"{total}f", "prompt": "A sunlit meadow with wild flowers, slow camera drift"}]
+    return common.board_yaml(scenes, frames=frames, overlap=overlap, method=method, title="seams vs drift")
+
+
+def film_windows(path: Path, seams: list[int]) -> dict[int, np.ndarray]:
+    """The decoded film frames the seam measures need (a window around every seam)."""
+    from composer.media import VideoReader
+
+    wanted = {i for g in seams for i in range(g - 8, g + 16)}
+    out: dict[int, np.ndarray] = {}
+    with VideoReader(path) as reader:
+        for i, frame in enumerate(reader):
+            if i in wanted:
+                out[i] = frame
+    return out
+
+
+class _Frames:
+    """A sparse frame list: indexable by film frame, ``len`` the film's length."""
+
+    def __init__(self, frames: dict[int, np.ndarray], n: int):
+        self.frames, self.n = frames, n
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.frames[i]
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def measure(board_text: str, drift: Any, cache: Path, work: Path, tag: str) -> dict[str, Any]:
+    import composer
+    from composer.seams import measure_seam
+
+    board = common.load_board(board_text)
+    out = work / f"{tag}.mp4"
+    t0 = time.perf_counter()
+    result = composer.render(board, out, cache=cache, backend_options={"drift": drift, "text": False}, otio=False)
+    plan = result.plan
+    seams = [s.seam_frame for s in plan.segments if s.depends_on is not None]
+    frames = _Frames(film_windows(out, seams), plan.total_frames)
+    rows = []
+    for g in seams:
+        m = measure_seam(frames, g).to_dict()
+        rows.append({"frame": g, "colour": round(m["colour"], 3),  # type: ignore[call-overload]
+                     "motion_jump": round(m["motion"]["jump"], 3), "motion_turn": round(m["motion"]["turn"], 1),  # type: ignore[index]
+                     "motion_speed_ratio": round(m["motion"]["speed_ratio"], 3),  # type: ignore[index]
+                     "sharpness": round(m["sharpness"], 3)})  # type: ignore[call-overload]
+    out.unlink()
+    return {"seams": rows, "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def judge(row: dict[str, Any], ref: dict[str, Any]) -> dict[str, Any]:
+    """Colour-step excess over the undrifted render's at each seam; motion/sharpness against its range."""
+    excess = [abs(s["colour"] - r["colour"]) for s, r in zip(row["seams"], ref["seams"])]
+    jumps = [r["motion_jump"] for r in ref["seams"]]
+    sharp = [r["sharpness"] for r in ref["seams"]]
+    # the undrifted range, widened by a tolerance: 0.5 px of flow, 10 % of sharpness
+    motion_ok = all(s["motion_jump"] <= max(jumps) + 0.5 for s in row["seams"])
+    sharp_ok = all(min(sharp) * 0.9 <= s["sharpness"] <= max(sharp) * 1.1 for s in row["seams"])
+    return {"colour_excess": [round(e, 3) for e in excess], "colour_excess_mean": round(float(np.mean(excess)), 3),
+            "colour_excess_worst": round(float(np.max(excess)), 3),
+            "colour_ok": bool(max(excess) <= GOAL_EACH and np.mean(excess) <= GOAL_MEAN),
+            "motion_ok": motion_ok, "sharpness_ok": sharp_ok}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from composer.drift import ALL_KINDS, HELD_OUT, TUNING
+
+    log = (lambda *a: None) if args.silent else (lambda *a: print(*a, file=sys.stderr, flush=True))
+    kinds = args.kinds.split(",") if args.kinds else list(ALL_KINDS)
+    frames, overlap = (41, 17) if args.quick else (97, 17)
+    cache = Path(args.cache)
+    methods = args.methods.split(",")
+    data: dict[str, Any] = {"machine": common.machine_info(), "command": common.command_line(),
+                            "segments": args.segments, "frames": frames, "overlap": overlap, "amount": args.amount,
+                            "tuning": list(TUNING), "held_out": list(HELD_OUT), "films": {}}
+    t_start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench-seams-drift-") as tmp:
+        work = Path(tmp)
+        for method in methods:
+            text = chain_board(args.segments, frames, overlap, method)
+            ref = measure(text, 0.0, cache, work, f"ref-{method}")
+            data["films"][f"undrifted/{method}"] = ref
+            log(f"undrifted {method}: colour steps {[s['colour'] for s in ref['seams']]}")
+            for kind in kinds:
+                row = measure(text, {"kinds": [kind], "amount": args.amount}, cache, work, f"{kind}-{method}")
+                row.update(kind=kind, method=method, set="tuning" if kind in TUNING else "held-out", **judge(row, ref))
+                data["films"][f"{kind}/{method}"] = row
+                log(f"{kind:7s} {method:5s} colour steps {[s['colour'] for s in row['seams']]} "
+                    f"excess mean {row['colour_excess_mean']:.2f} worst {row['colour_excess_worst']:.2f} "
+                    f"motion {'ok' if row['motion_ok'] else 'OUT'} sharpness {'ok' if row['sharpness_ok'] else 'OUT'}")
+    data["seconds"] = round(time.perf_counter() - t_start, 1)
+    return data
+
+
+def report(data: dict[str, Any]) -> str:
+    rows = []
+    for key, f in data["films"].items():
+        if key.startswith("undrifted/"):
+            s = f["seams"]
+            rows.append([f"undrifted, {key.split('/')[1]}", "—", " ".join(f"{x['colour']:.2f}" for x in s), "—", "—",
+                         " ".join(f"{x['motion_jump']:.2f}" for x in s), " ".join(f"{x['sharpness']:.2f}" for x in s),
+                         "—"])
+            continue
+        s = f["seams"]
+        ok = f["colour_ok"] and f["motion_ok"] and f["sharpness_ok"]
+        rows.append([f"{f['kind']}, {f['method']}", f["set"], " ".join(f"{x['colour']:.2f}" for x in s),
+                     f"{f['colour_excess_mean']:.2f}", f"{f['colour_excess_worst']:.2f}",
+                     " ".join(f"{x['motion_jump']:.2f}" for x in s), " ".join(f"{x['sharpness']:.2f}" for x in s),
+                     common.verdict(ok)])
+    return "\n".join([
+        "## Seams against drift kinds, tuning and held-out (`benchmarks/seams_drift.py`)",
+        "",
+        f"Command: `{data['command']}` ({data['seconds']:.0f} s)  ",
+        f"Machine: {common.machine_line(data['machine'])}",
+        "",
+        f"One chain of {data['segments']} segments ({data['frames']} frames, overlap {data['overlap']}), preview "
+        f"backend without captions, each drift kind alone at amount {data['amount']:g}. Tuning kinds: "
+        f"{', '.join(data['tuning'])}; held out (never tuned on): {', '.join(data['held_out'])}. Per seam: colour "
+        "step = CIEDE2000 of mean Lab of film frames [g−7, g−1) vs [g+9, g+15) (g = first generated frame); "
+        "motion = DIS-flow jump of the seam pair against the mean flow around it (px); sharpness = var-of-Laplacian "
+        f"after/before. Goal: colour step within {GOAL_EACH} ΔE of the undrifted render's at every seam and "
+        f"{GOAL_MEAN} on average; motion jump ≤ undrifted max + 0.5 px; sharpness within the undrifted range ±10 %.",
+        "",
+        common.md_table(["kind, colour method", "set", "colour step per seam", "excess mean", "excess worst",
+                         "motion jump per seam", "sharpness per seam", "goal"], rows),
+    ])
+
+
+def compare(store: dict[str, Any]) -> str:
+    """Before/after table per drift kind (``auto``), from the stored runs ``before`` and ``after``."""
+    before, after = store["before"], store["after"]
+    rows = []
+    for key, a in after["films"].items():
+        if key.startswith("undrifted/") or a["method"] != "auto":
+            continue
+        b = before["films"][key]
+        none = after["films"].get(f"{a['kind']}/none", b)
+        rows.append([a["kind"], a["set"], f"{none['colour_excess_mean']:.2f} / {none['colour_excess_worst']:.2f}",
+                     f"{b['colour_excess_mean']:.2f} / {b['colour_excess_worst']:.2f}",
+                     f"**{a['colour_excess_mean']:.2f} / {a['colour_excess_worst']:.2f}**",
+                     common.verdict(a["colour_ok"]), "ok" if a["motion_ok"] else "out",
+                     "ok" if a["sharpness_ok"] else "out"])
+    return "\n".join([
+        "## Seams against drift kinds: before and after continuity across the seam",
+        "",
+        f"From `benchmarks/results/seams_drift.json` (runs `before`: overlap fit only; `after`: with "
+        f"`colour.continuity`). Colour-step excess over the undrifted render at the same seam, mean / worst "
+        f"(ΔE), {after['segments']}-segment chain, drift amount {after['amount']:g}. Goal: ≤ {GOAL_MEAN} mean, "
+        f"≤ {GOAL_EACH} every seam. Motion/sharpness: within the undrifted range (after).",
+        "",
+        common.md_table(["kind", "set", "none", "auto before", "auto after", "colour goal", "motion", "sharpness"],
+                        rows),
+        "",
+        "Where it stands, per kind: `shift`, `creep`, `tint` (seen in the overlap) were met before and are "
+        "unchanged (the continuity fix does not fire on them, nor on the undrifted film). `ramp` (the issue's "
+        "server: gain/offset ramping in over 8 generated frames after an untouched overlap) goes from 5.4 / 9.3 "
+        "to 0.67 / 1.03: much better, goal not met; what is left is the share the estimator attributes to the "
+        "preview content's own steady colour change and keeps as intended. `flash` is invisible to this colour "
+        "step by construction (its 3 frames lie before the [g+9, g+15) window); it shows as a larger flow jump "
+        "and needs a per-frame measure and fix (not done). `motion` (camera turn at the seam) is not corrected "
+        "by anything: flow jump 1.1–1.9 px against ≤ 0.2 undrifted; only a re-roll (the gate) can help. `blur` "
+        "removes the sharpness drop the undrifted preview shows at its seams (ratio ≈ 1.0 against 0.6–0.95), "
+        "so it reads as out of range upward; nothing sharpens. `shift`'s motion 'out' is one seam (0.67 px), "
+        "DIS reading a colour change as flow. Held-out kinds were never used to tune anything.",
+    ])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="41-frame segments (for tests)")
+    p.add_argument("--segments", type=int, default=4)
+    p.add_argument("--kinds", default=None, help="comma-separated drift kinds (default: all)")
+    p.add_argument("--methods", default="none,auto")
+    p.add_argument("--amount", type=float, default=1.0)
+    p.add_argument("--cache", default=str(common.DEFAULT_CACHE / "seams-drift"))
+    p.add_argument("--json", default=str(RESULTS), help="where the measured data go")
+    p.add_argument("--out", default=None, help="results file for the section (default benchmarks/RESULTS.md)")
+    p.add_argument("--label", default=None, help="store the run under this key in the JSON (e.g. before/after)")
+    p.add_argument("--silent", action="store_true")
+    p.add_argument("--compare", action="store_true", help="only write the before/after table from the JSON")
+    args = p.parse_args(argv)
+    if args.compare:
+        text = compare(json.loads(Path(args.json).read_text()))
+        common.write_section("seams_drift_compare", text, {"json": str(args.json)}, args.out)
+        print(text)
+        return 0
+    data = run(args)
+    from composer.atomic import atomic_write_text
+
+    path = Path(args.json)
+    store: dict[str, Any] = json.loads(path.read_text()) if path.exists() and args.label else {}
+    if args.label:
+        store[args.label] = data
+    else:
+        store = data
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(store, indent=1) + "\n")
+    section = report(data)
+    if args.out != "-":
+        common.write_section(f"seams_drift_{args.label}" if args.label else "seams_drift", section, {"json": str(path)},
+                             args.out)
+    print(section)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

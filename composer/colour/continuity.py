@@ -1,0 +1,126 @@
+"""Continuity across a seam: the colour change between the last frame shown before it and the
+first generated frames after it, which an overlap fit cannot see (a look that ramps in after the
+conditioned frames). Pixels are paired under DIS optical flow; only a fast step is corrected,
+bounded, and a steady change that goes on past the seam (an intended look change) is kept.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .transform import ColourTransform, compose, lerp
+
+LOOK = 20  # generated frames looked at past the seam
+FAST = 8  # a fast step settles within this many generated frames
+SETTLED = (8, 12)  # generated frames the step is measured on
+LATE = (16, 20)  # ... and the frames that say whether the change keeps going
+MIN_STEP = 0.6  # Lab units: below this nothing is corrected
+MAX_STEP = 30.0  # Lab units: above this the change is content (a new subject), not drift
+MARGIN = 6  # pixels of border where flow is least reliable
+
+
+@dataclass(frozen=True)
+class SeamFix:
+    """A correction applied on top of a segment's own transform from its seam on:
+    ``weights[k]`` of ``transform`` at local frame ``start + k``; the last weight holds after."""
+
+    transform: ColourTransform
+    start: int
+    weights: tuple[float, ...]
+    info: Mapping[str, Any]
+
+    def weight(self, index: int) -> float:
+        k = index - self.start
+        if k < 0 or not self.weights:
+            return 0.0
+        return self.weights[min(k, len(self.weights) - 1)]
+
+    def on(self, base: ColourTransform, index: int) -> ColourTransform:
+        w = self.weight(index)
+        return base if w <= 0.0 else compose(base, lerp(ColourTransform.identity(), self.transform, w))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"transform": self.transform.to_dict(), "start": self.start,
+                "weights": [round(w, 4) for w in self.weights], "info": dict(self.info)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SeamFix:
+        return cls(ColourTransform.from_dict(data["transform"]), int(data["start"]),
+                   tuple(float(w) for w in data["weights"]), dict(data.get("info", {})))
+
+
+def _grey(frame: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+
+
+def _paired(before: np.ndarray, after: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(after pixels, the before pixels they show under motion), Nx3 float, borders and clipped levels out."""
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)  # type: ignore[attr-defined]
+    flow = dis.calc(_grey(after), _grey(before), None)
+    h, w = after.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    warped = cv2.remap(before, xx + flow[..., 0], yy + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    inside = (xx + flow[..., 0] >= MARGIN) & (xx + flow[..., 0] < w - MARGIN) & \
+             (yy + flow[..., 1] >= MARGIN) & (yy + flow[..., 1] < h - MARGIN)  # fmt: skip
+    x, y = after[inside].astype(np.float64), warped[inside].astype(np.float64)
+    ok = (x.min(1) > 3) & (x.max(1) < 252) & (y.min(1) > 3) & (y.max(1) < 252)
+    return x[ok], y[ok]
+
+
+def _lab(rgb: np.ndarray) -> np.ndarray:
+    px = np.clip(rgb, 0, 255).astype(np.float32).reshape(-1, 1, 3) / 255.0
+    return cv2.cvtColor(px, cv2.COLOR_RGB2Lab).reshape(-1, 3).mean(axis=0).astype(np.float64)
+
+
+def _gain_offset(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per-channel y ≈ a·x + b, least squares with the worst-fitting tenth of the pairs dropped."""
+    m = np.zeros((3, 4))
+    for c in range(3):
+        a = np.c_[x[:, c], np.ones(len(x))]
+        coef = np.linalg.lstsq(a, y[:, c], rcond=None)[0]
+        r = np.abs(a @ coef - y[:, c])
+        keep = r <= np.quantile(r, 0.9)
+        coef = np.linalg.lstsq(a[keep], y[keep, c], rcond=None)[0]
+        m[c, c], m[c, 3] = np.clip(coef[0], 0.7, 1.4), np.clip(coef[1], -40, 40)
+    return m
+
+
+def estimate_seam_fix(before: np.ndarray, after: Sequence[np.ndarray], start: int) -> SeamFix | None:
+    """The fix for the generated frames ``after`` (as shown, small RGB, first = local frame ``start``)
+    against ``before`` (the last frame shown before the seam), or None when there is no fast step."""
+    if len(after) < LATE[1]:
+        return None
+    pairs = [_paired(before, after[k]) for k in range(*SETTLED)]
+    x = np.concatenate([p[0] for p in pairs])
+    y = np.concatenate([p[1] for p in pairs])
+    if len(x) < 500:
+        return None
+    step = _lab(y) - _lab(x)  # what the settled frames lack of the look before the seam
+    size = float(np.linalg.norm(step))
+    # a change still going on after the step settles is meant: take its steady rate out of the step
+    # (paired under motion too, so new content panning in is not mistaken for a change of look)
+    gap = LATE[0] - SETTLED[0]
+    later = [_paired(after[k], after[k + gap]) for k in range(*SETTLED)]
+    lx = np.concatenate([p[0] for p in later])
+    ly = np.concatenate([p[1] for p in later])
+    rate = (_lab(lx) - _lab(ly)) / gap if len(lx) >= 500 else np.zeros(3)
+    span = (SETTLED[0] + SETTLED[1] - 1) / 2 + 1  # frames from the last shown one to the settled window's middle
+    fast = step + rate * span
+    share = float(np.clip(np.dot(fast, step) / max(size**2, 1e-9), 0.0, 1.0)) if size > 0 else 0.0
+    info = {"step_lab": [round(float(v), 3) for v in step], "steady_rate_lab": [round(float(v), 4) for v in rate],
+            "fast_share": round(share, 3)}
+    if size * share < MIN_STEP or size > MAX_STEP:
+        return None
+    transform = ColourTransform.affine(_gain_offset(x, y))
+    # each early frame gets the share of the step it already shows (the drift ramps in, or a flash)
+    weights = []
+    for k in range(FAST):
+        xk, yk = _paired(before, after[k])
+        dk = _lab(yk) - _lab(xk) if len(xk) >= 100 else step
+        weights.append(float(np.clip(np.dot(dk, step) / size**2, 0.0, 1.0)) * share)
+    weights.append(share)
+    return SeamFix(transform, start, tuple(weights), info)
