@@ -6,6 +6,8 @@ are markers on their scene's clip (name = image path or prompt, the details in
 ``marker.metadata['composer']``); the storyboard's settings sit in
 ``timeline.metadata['composer']``; its soundtrack is an audio track (one clip from
 its in-point, trimmed to the film). ``write_otio`` picks the format by suffix.
+(Export and import stay in one file because they are one job: both sides of the same
+metadata layout, which must change together.)
 
 Per-chain export (``export_per_chain``): each chain (a run of scenes joined by
 ``continue``) as its own media file, *without* any dissolve baked in, holding the
