@@ -117,42 +117,32 @@ def _resolve(board: Storyboard, relative: str) -> Path | str:
         return f"cannot expand '~' ({exc})"
 
 
-def _image_problem(board: Storyboard, image: str) -> str | None:
-    path = _resolve(board, image)
+def _media_problem(board: Storyboard, name: str, what: str, check: Callable[..., object]) -> str | None:
+    """One line on what is wrong with a media file the board names (``what``: "image", "audio file")."""
+    path = _resolve(board, name)
     if isinstance(path, str):
-        return f"image {_shown(image)}: {path}"
-    where = _shown(image)
+        return f"{what} {_shown(name)}: {path}"
+    where = _shown(name)
     problem = file_problem(path)
     if problem == "not found":
-        return f"image not found: {where} (looked in {_shown(str(path.parent))})"
+        return f"{what} not found: {where} (looked in {_shown(str(path.parent))})"
     if problem:
-        return f"image {where} {problem}" if problem.startswith("is ") else f"image {where}: {problem}"
+        return f"{what} {where} {problem}" if problem.startswith("is ") else f"{what} {where}: {problem}"
     try:
-        _image_header_cached(str(path), *_stamp(path))
+        check(str(path), *_stamp(path))
     except OSError as exc:  # gone or changed since the stat above
-        return f"image {where}: cannot be read ({exc.strerror or exc})"
+        return f"{what} {where}: cannot be read ({exc.strerror or exc})"
     except MediaError as exc:
-        return f"image {where}: {str(exc).removeprefix(str(path) + ': ')}"
+        return f"{what} {where}: {str(exc).removeprefix(str(path) + ': ')}"
     return None
+
+
+def _image_problem(board: Storyboard, image: str) -> str | None:
+    return _media_problem(board, image, "image", _image_header_cached)
 
 
 def _audio_problem(board: Storyboard, file: str) -> str | None:
-    path = _resolve(board, file)
-    if isinstance(path, str):
-        return f"audio file {_shown(file)}: {path}"
-    where = _shown(file)
-    problem = file_problem(path)
-    if problem == "not found":
-        return f"audio file not found: {where} (looked in {_shown(str(path.parent))})"
-    if problem:
-        return f"audio file {where} {problem}" if problem.startswith("is ") else f"audio file {where}: {problem}"
-    try:
-        _audio_cached(str(path), *_stamp(path))
-    except OSError as exc:  # gone or changed since the stat above
-        return f"audio file {where}: cannot be read ({exc.strerror or exc})"
-    except MediaError as exc:
-        return f"audio file {where}: {str(exc).removeprefix(str(path) + ': ')}"
-    return None
+    return _media_problem(board, file, "audio file", _audio_cached)
 
 
 def _stamp(path: Path) -> tuple[int, int, int]:
