@@ -125,3 +125,24 @@ def test_budget_too_small_is_refused_up_front_without_the_emulator_being_asked(w
         check_budget(0.20, 5, 0.10, allow_partial=False)
     check_budget(0.20, 5, 0.10, allow_partial=True)
     check_budget(0.08, 2, 0.10, allow_partial=False)
+
+
+def test_plan_shows_what_a_partial_or_draft_render_would_cost(write_board, tmp_path):
+    board = write_board("version: 1\noutput: {resolution: 720p, fps: 8}\ndefaults: {segment: {frames: 17, overlap: 9}}\n"
+                        "scenes:\n  - {id: a, duration: 4s, prompt: x}\n  - {id: b, duration: 3s, prompt: y}\n")
+    import json
+
+    def planned(*extra):
+        r = run("plan", str(board), "--json", "--cache-dir", str(tmp_path / "c"), *extra)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+    whole, only_b, ranged, draft = planned(), planned("--scene", "b"), planned("--range", "0s-1s"), planned("--draft")
+    scenes = lambda p: {s["scene"] for s in p["segments"]}
+    assert scenes(whole) == {"a", "b"} and scenes(only_b) == {"b"}
+    assert len(only_b["segments"]) < len(whole["segments"]) and scenes(ranged) == {"a"}
+    assert {s["request"]["resolution"] for s in draft["segments"]} == {"480p"}
+    table = run("plan", str(board), "--scene", "b", "--cache-dir", str(tmp_path / "c"))
+    assert table.returncode == 0 and "$" in table.stdout
+    bad = run("plan", str(board), "--range", "3s-1s")
+    assert bad.returncode == 2 and "end must come after the start" in bad.stderr

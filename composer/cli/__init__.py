@@ -176,18 +176,40 @@ def _ask_before_paying_twice(b: Any, backend_name: str, cache: Any, yes: bool) -
 @click.option("--json", "as_json", is_flag=True, help="Print the whole plan as JSON.")
 @backend_option
 @cache_option
+@click.option("--scene", "scenes", multiple=True, help="Show only what rendering this scene needs (repeatable).")
+@click.option("--range", "frame_range", default=None, metavar="START-END",
+              help="Show only what rendering this part of the film needs, e.g. 00:10-00:25.")
+@click.option("--draft", is_flag=True, help="Plan the draft (480p, fewer steps) instead.")
 @handle_errors
-def plan_cmd(board: Path, as_json: bool, backend: str, cache_dir: str | None) -> None:
+def plan_cmd(board: Path, as_json: bool, backend: str, cache_dir: str | None, scenes: tuple[str, ...],
+             frame_range: str | None, draft: bool) -> None:
     """Show the segments a render will generate, what it costs and how long the critical path is."""
-    from ..planner import plan
     from ..storyboard import load
 
     b = load(board)
-    p = plan(b)
+    p, cached = _planned(b, backend, cache_dir, scenes, frame_range, draft)
     if as_json:
         click.echo(p.to_json(), nl=False)
         return
-    click.echo(render_plan_table(p, _cached_map(b, p, backend, cache_dir)))
+    click.echo(render_plan_table(p, cached))
+
+
+def _planned(b: Any, backend: str, cache_dir: str | None, scenes: tuple[str, ...], frame_range: str | None,
+             draft: bool) -> tuple[Any, dict[int, bool]]:
+    """The plan a render with these options would run (only the segments its part needs) and its cache hits."""
+    from ..planner import draft_board, plan
+    from ..rendering.pipeline import partial
+
+    if draft:
+        b = draft_board(b)
+    frames = parse_range(frame_range, b.output.fps) if frame_range is not None else None
+    p = plan(b)
+    _, needed = partial(p, list(scenes), frames)
+    cached = _cached_map(b, p, backend, cache_dir)
+    if needed is not None:
+        cached = {i: v for i, v in cached.items() if i in needed}
+        p = p.only(needed)
+    return p, cached
 
 
 @main.command()
@@ -222,9 +244,8 @@ def render(board: Path, output: Path, backend: str, cache_dir: str | None, jobs:
            allow_partial: bool, retries: int, codec: str, drift: float | None, scenes: tuple[str, ...], frame_range: str | None,
            draft: bool, per_chain: bool, no_review: bool, dry_run: bool, quiet: bool, yes: bool) -> None:
     """Render BOARD into one film, reusing every segment already in the cache."""
-    from ..planner import draft_board, plan
+    from ..planner import draft_board
     from ..rendering import render as run_render
-    from ..rendering.pipeline import partial
     from ..rendering.progress import Progress
     from ..storyboard import load
 
@@ -235,13 +256,7 @@ def render(board: Path, output: Path, backend: str, cache_dir: str | None, jobs:
     if frame_range is not None:
         frames = parse_range(frame_range, b.output.fps)
     if dry_run:
-        p = plan(b)
-        _, needed = partial(p, list(scenes), frames)
-        cached = _cached_map(b, p, backend, cache_dir)
-        if needed is not None:
-            cached = {i: v for i, v in cached.items() if i in needed}
-            p = p.only(needed)
-        click.echo(render_plan_table(p, cached))
+        click.echo(render_plan_table(*_planned(load(board), backend, cache_dir, scenes, frame_range, draft)))
         return
     options = backend_options_for(backend, retries=retries, drift=drift)
     from ..rendering.cache import SegmentCache
