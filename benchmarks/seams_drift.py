@@ -216,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.compare:
         text = compare(json.loads(Path(args.json).read_text()))
-        common.write_section("seams_drift_compare", text, {"json": str(args.json)}, args.out)
+        common.write_section("seams_drift_compare", text, {"command": common.command_line(), "runs": str(args.json)},
+                             args.out)
         print(text)
         return 0
     data = run(args)
@@ -232,8 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_text(path, json.dumps(store, indent=1) + "\n")
     section = report(data)
     if args.out != "-":
-        common.write_section(f"seams_drift_{args.label}" if args.label else "seams_drift", section, {"json": str(path)},
-                             args.out)
+        common.write_section(f"seams_drift_{args.label}" if args.label else "seams_drift", section, data, args.out)
     print(section)
     return 0
 
