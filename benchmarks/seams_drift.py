@@ -35,35 +35,9 @@ def chain_board(segments: int, frames: int, overlap: int, method: str) -> str:
     return common.board_yaml(scenes, frames=frames, overlap=overlap, method=method, title="seams vs drift")
 
 
-def film_windows(path: Path, seams: list[int]) -> dict[int, np.ndarray]:
-    """The decoded film frames the seam measures need (a window around every seam)."""
-    from composer.media import VideoReader
-
-    wanted = {i for g in seams for i in range(g - 8, g + 16)}
-    out: dict[int, np.ndarray] = {}
-    with VideoReader(path) as reader:
-        for i, frame in enumerate(reader):
-            if i in wanted:
-                out[i] = frame
-    return out
-
-
-class _Frames:
-    """A sparse frame list: indexable by film frame, ``len`` the film's length."""
-
-    def __init__(self, frames: dict[int, np.ndarray], n: int):
-        self.frames, self.n = frames, n
-
-    def __getitem__(self, i: int) -> np.ndarray:
-        return self.frames[i]
-
-    def __len__(self) -> int:
-        return self.n
-
-
 def measure(board_text: str, drift: Any, cache: Path, work: Path, tag: str) -> dict[str, Any]:
     import composer
-    from composer.seams import measure_seam
+    from composer.rendering.gate import measure_film
 
     board = common.load_board(board_text)
     out = work / f"{tag}.mp4"
@@ -71,10 +45,9 @@ def measure(board_text: str, drift: Any, cache: Path, work: Path, tag: str) -> d
     result = composer.render(board, out, cache=cache, backend_options={"drift": drift, "text": False}, otio=False)
     plan = result.plan
     seams = [s.seam_frame for s in plan.segments if s.depends_on is not None]
-    frames = _Frames(film_windows(out, seams), plan.total_frames)
     rows = []
-    for g in seams:
-        m = measure_seam(frames, g).to_dict()
+    for g, measured in measure_film(out, seams).items():
+        m = measured.to_dict()
         rows.append({"frame": g, "colour": round(m["colour"], 3),  # type: ignore[call-overload]
                      "motion_jump": round(m["motion"]["jump"], 3), "motion_turn": round(m["motion"]["turn"], 1),  # type: ignore[index]
                      "motion_speed_ratio": round(m["motion"]["speed_ratio"], 3),  # type: ignore[index]
