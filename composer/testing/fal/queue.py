@@ -78,12 +78,22 @@ class QueueMixin(EmulatorHost):
                 return i
         return 0
 
-    def _status(self, h, parts, query, raw, record, fault) -> None:
+    def _job_for(self, h, parts, record, fault=None) -> Job | None:
+        """The job a status/result/cancel call names, or None once the reply (404, or the fault) is sent."""
         job = self._find_job(parts)
         if job is None:
             self._reply(h, 404, {"detail": "Request not found"}, record=record)
-            return
+            return None
         record.request_id = job.id
+        if fault is not None:
+            self._apply_fault(h, fault, record, request_id=job.id)
+            return None
+        return job
+
+    def _status(self, h, parts, query, raw, record, fault) -> None:
+        job = self._job_for(h, parts, record)
+        if job is None:
+            return
         job.status_polls += 1
         with_logs = query.get("logs", ["0"])[-1].lower() in ("1", "true", "yes")
         with self._lock:
@@ -107,13 +117,8 @@ class QueueMixin(EmulatorHost):
                     headers={"x-fal-request-id": job.id}, record=record)
 
     def _result(self, h, parts, query, raw, record, fault) -> None:
-        job = self._find_job(parts)
+        job = self._job_for(h, parts, record, fault)
         if job is None:
-            self._reply(h, 404, {"detail": "Request not found"}, record=record)
-            return
-        record.request_id = job.id
-        if fault is not None:
-            self._apply_fault(h, fault, record, request_id=job.id)
             return
         headers = {"x-fal-request-id": job.id}
         if job.state != "COMPLETED":
@@ -128,13 +133,8 @@ class QueueMixin(EmulatorHost):
         self._reply(h, 200, job.result, headers=headers, record=record)
 
     def _cancel(self, h, parts, query, raw, record, fault) -> None:
-        job = self._find_job(parts)
+        job = self._job_for(h, parts, record, fault)
         if job is None:
-            self._reply(h, 404, {"detail": "Request not found"}, record=record)
-            return
-        record.request_id = job.id
-        if fault is not None:
-            self._apply_fault(h, fault, record, request_id=job.id)
             return
         with self._lock:
             done = job.state == "COMPLETED"
