@@ -458,3 +458,26 @@ def median(xs: Sequence[float]) -> float:
     if not n:
         return float("nan")
     return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
+
+
+class ServerProcess:
+    """A server in its own process (its work is not composer's), with this process's environment
+    pointed at it while the ``with`` block runs; subclasses start ``proc`` and call ``point_at``."""
+
+    proc: subprocess.Popen
+    env: dict[str, str]
+    saved: dict[str, str | None]
+
+    def point_at(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+
+    def __exit__(self, *exc: Any) -> None:
+        for k, v in self.saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        self.proc.terminate()
+        self.proc.wait(10)

@@ -101,39 +101,27 @@ class ThreadEmulator:
         return sum(self.emu.submits.values())
 
 
-class ProcessEmulator:
+class ProcessEmulator(common.ServerProcess):
     """The emulator in its own process (``python -m composer.testing.fal_emulator``), pointed at
     through its ``export`` lines: like fal, its work is not this process's."""
 
     def __init__(self, latency: float, workers: int):
         self.args = [sys.executable, "-m", "composer.testing.fal_emulator", "--canned", "--latency", str(latency),
                      "--workers", str(workers)]
-        self.env: dict[str, str] = {}
-        self.saved: dict[str, str | None] = {}
 
     def __enter__(self):
         import subprocess
 
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, text=True)
+        env: dict[str, str] = {}
         for line in self.proc.stdout:
             if line.startswith("export "):
                 k, v = line[len("export "):].strip().split("=", 1)
-                self.env[k] = v
+                env[k] = v
             if line.startswith("#"):
                 break
-        for k, v in self.env.items():
-            self.saved[k] = os.environ.get(k)
-            os.environ[k] = v
+        self.point_at(env)
         return self
-
-    def __exit__(self, *exc):
-        for k, v in self.saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        self.proc.terminate()
-        self.proc.wait(10)
 
     def submits(self) -> int:
         import httpx

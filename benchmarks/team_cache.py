@@ -42,7 +42,7 @@ PROMPTS = ["A quiet harbour at dawn", "A forest path in autumn", "A neon city st
            "Waves breaking on a beach", "A desert road under a huge sky"]
 
 
-class MotoProcess:
+class MotoProcess(common.ServerProcess):
     """moto's S3 server in its own process (its work is not composer's, as a real store's is not)."""
 
     def __enter__(self) -> MotoProcess:
@@ -51,9 +51,7 @@ class MotoProcess:
             self.port = s.getsockname()[1]
         self.proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{self.port}", **CREDENTIALS}
-        self.saved = {k: os.environ.get(k) for k in self.env}
-        os.environ.update(self.env)
+        self.point_at({"AWS_ENDPOINT_URL": f"http://127.0.0.1:{self.port}", **CREDENTIALS})
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             with socket.socket() as s:
@@ -61,15 +59,6 @@ class MotoProcess:
                     return self
             time.sleep(0.1)
         raise RuntimeError("moto server did not start")
-
-    def __exit__(self, *exc: Any) -> None:
-        for k, v in self.saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        self.proc.terminate()
-        self.proc.wait(10)
 
     def bucket(self) -> str:
         import botocore.session
