@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import functools
 import json
+import shlex
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 from collections.abc import Callable
@@ -264,25 +267,98 @@ def render(board: Path, output: Path, backend: str, cache_dir: str | None, jobs:
     cache = SegmentCache(cache_dir, writable=True)
     _ask_before_paying_twice(b, backend, cache, yes)
     progress = Progress(quiet=quiet)
-    try:
-        result = run_render(b, output, backend=backend, cache=cache, jobs=jobs, max_cost=max_cost,
-                            on_event=progress, codec=codec, backend_options=options,
-                            scenes=list(scenes) or None, frame_range=frames, per_chain=per_chain,
-                            review=not no_review, allow_partial=allow_partial)
-    finally:
-        progress.close()
+    with CtrlC(progress) as ctrl_c:
+        try:
+            result = ctrl_c.run(run_render, b, output, backend=backend, cache=cache, jobs=jobs, max_cost=max_cost,
+                                on_event=ctrl_c, cancel=ctrl_c.cancel, codec=codec, backend_options=options,
+                                scenes=list(scenes) or None, frame_range=frames, per_chain=per_chain,
+                                review=not no_review, allow_partial=allow_partial)
+        except (ComposerError, KeyboardInterrupt):
+            if not ctrl_c.cancel.is_set():
+                raise
+            progress.close()
+            click.echo(ctrl_c.summary(), err=True)
+            sys.exit(130)
+        finally:
+            progress.close()
     written = int(result.assembly.get("frames", result.plan.total_frames))
     if frames is not None and frames[1] > result.plan.total_frames and not quiet:
         click.echo(f"note: --range ends after the film ({format_frames(result.plan.total_frames, result.plan.fps)}); "
                    "wrote up to the film's end", err=True)
     if not quiet:
         part = "" if written == result.plan.total_frames else f" of the film's {result.plan.total_frames}"
+        pieces = len(result.assembly.get("ranges") or ())
+        if pieces > 1:
+            part += f" in {pieces} pieces joined by cuts"
         click.echo(
             f"wrote {result.output} ({written} frames{part}, "
             f"{format_frames(written, result.plan.fps)}): "
             f"{result.generated} generated, {result.cached} from cache, cost ${result.cost_usd:.2f}; manifest {result.manifest}"
             + (f"; review page {result.review}" if result.review else "")
         )
+
+
+class CtrlC:
+    """Ctrl-C during a render: the first asks the render to stop, the segments finished so far
+    staying in the cache, and quiets its progress (what the stopped segments would report is
+    noise); a second stops at once. ``summary`` is the one line to print then."""
+
+    def __init__(self, progress: Callable[[Any], None]) -> None:
+        self.cancel = threading.Event()
+        self.progress = progress
+        self.needed = self.safe = 0
+        self._lock = threading.Lock()
+        self._previous: Any = None
+
+    def __call__(self, event: Any) -> None:
+        from ..events import RenderStarted, SegmentDone
+
+        with self._lock:  # events come from the chains' threads
+            if isinstance(event, RenderStarted):
+                self.needed = event.segments
+            elif isinstance(event, SegmentDone):
+                self.safe += 1  # generated or found: in the cache either way
+        if not self.cancel.is_set():
+            self.progress(event)
+
+    def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)`` on a thread while this one waits for Ctrl-C: the kernel hands
+        SIGINT to any thread, and Python runs the handler only when the main thread next runs
+        Python code, which a thread blocked on a lock (the scheduler's pool) never does."""
+        outcome: dict[str, Any] = {}
+
+        def call() -> None:
+            try:
+                outcome["value"] = fn(*args, **kwargs)
+            except BaseException as exc:  # noqa: BLE001 -- handed to the waiting thread as it is
+                outcome["error"] = exc
+
+        # a daemon: after a second Ctrl-C the process exits without waiting for it
+        worker = threading.Thread(target=call, name="render", daemon=True)
+        worker.start()
+        while worker.is_alive():
+            worker.join(0.1)
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["value"]
+
+    def _interrupt(self, signum: int, frame: Any) -> None:
+        if self.cancel.is_set():
+            raise KeyboardInterrupt
+        self.cancel.set()
+
+    def __enter__(self) -> CtrlC:
+        self._previous = signal.signal(signal.SIGINT, self._interrupt)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        signal.signal(signal.SIGINT, self._previous)
+
+    def summary(self) -> str:
+        # the same command resumes: what is in the cache is neither generated nor paid for again
+        command = shlex.join(["composer", *sys.argv[1:]])
+        return (f"interrupted: {self.safe} of {self.needed} segments are safe in the cache; "
+                f"resume with: {command}")
 
 
 def parse_range(text: str, fps: int) -> tuple[int, int]:
