@@ -374,7 +374,7 @@ def assemble(plan: RenderPlan, videos: dict[int, Path], output: Path, *, board: 
         audio_path = board.resolve(plan.audio["file"])
         audio = plan.audio
     records: dict[int, dict[str, Any]] = {}
-    ranges = part_ranges(plan, frames)
+    ranges = _film_ranges(plan, frames)
     total = sum(b - a for a, b in ranges)
     written = 0
     output = Path(output)
@@ -418,12 +418,13 @@ def assemble(plan: RenderPlan, videos: dict[int, Path], output: Path, *, board: 
             "colour": spec.model_dump(mode="json"), "seams": seams, "transforms": transforms}
 
 
-def part_ranges(plan: RenderPlan, frames: tuple[int, int] | Sequence[tuple[int, int]] | None) -> list[tuple[int, int]]:
+def _film_ranges(plan: RenderPlan, frames: tuple[int, int] | Sequence[tuple[int, int]] | None) -> list[tuple[int, int]]:
     """``assemble``'s ``frames`` as film ranges in film order (one ``(start, end)`` pair, or several)."""
     if frames is None:
         return [(0, plan.total_frames)]
-    pairs = [frames] if len(frames) == 2 and all(isinstance(x, int) for x in frames) else frames
-    ranges = sorted((int(a), int(b)) for a, b in pairs)  # type: ignore[misc]
+    items: list[Any] = list(frames)
+    pairs: list[Any] = [items] if len(items) == 2 and all(isinstance(x, int) for x in items) else items
+    ranges = sorted((int(a), int(b)) for a, b in pairs)
     if not ranges or any(not 0 <= a < b <= plan.total_frames for a, b in ranges):
         raise ValueError(f"frames must be ranges within the film's {plan.total_frames} frames, not {frames}")
     if any(b > c for (_, b), (c, _) in itertools.pairwise(ranges)):

@@ -82,7 +82,7 @@ def test_scenes_merge_into_ranges_in_film_order(film):
 def test_scenes_apart_are_written_alone_joined_by_a_cut(film):
     folder = film["folder"]
     r = cli("render", "board.yaml", "-o", "part.mp4", "--scene", "magenta", "--scene", "red", "--cache-dir", "cache",
-            "--no-review", cwd=folder)
+            cwd=folder)
     assert r.returncode == 0, r.stderr
     assert "(32 frames of the film's 64 in 2 pieces joined by cuts, 00:00:04.000)" in r.stdout
     part, whole = frames_of(folder / "part.mp4"), frames_of(film["whole"])
@@ -96,6 +96,11 @@ def test_scenes_apart_are_written_alone_joined_by_a_cut(film):
     assert manifest["output"]["ranges"] == [[0, 16], [48, 64]]
     scenes = {s["scene"] for s in manifest["segments"]}
     assert scenes == {"red", "magenta"}  # green and blue were not needed
+    # the review page and the seam measures read the part's ranges too
+    assert "this file holds film frames 0–16, 48–64" in (folder / "part.review.html").read_text(encoding="utf-8")
+    assert any(int(p.stem[1:]) >= 48 for p in (folder / "part.review").glob("f*.jpg"))
+    seams = cli("seams", "part.manifest.json", cwd=folder)
+    assert seams.returncode == 0, seams.stderr
 
 
 def test_only_the_segments_the_ranges_need_are_generated(film, tmp_path):
