@@ -225,6 +225,22 @@ def frame_range_segments(plan: RenderPlan, start: int, end: int) -> set[int]:
     return needed
 
 
+def descendants(plan: RenderPlan, index: int) -> list[int]:
+    """``index`` and every request whose pixels follow from it (children over ``parents``), in plan
+    order: what a new take of that segment re-renders. Sequentially, the rest of its chain."""
+    children: dict[int, list[int]] = {}
+    for s in plan.segments:
+        for p in s.parents:
+            children.setdefault(p, []).append(s.index)
+    found, todo = {index}, [index]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            if c not in found:
+                found.add(c)
+                todo.append(c)
+    return sorted(found)
+
+
 def with_mode(board: Storyboard, mode: Mode | None) -> Storyboard:
     """The storyboard with ``defaults.render.mode`` set to ``mode`` (the board itself for None)."""
     if mode is None or mode == board.defaults.render.mode:
