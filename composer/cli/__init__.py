@@ -116,6 +116,29 @@ def backend_option(fn: Callable[..., Any]) -> Callable[..., Any]:
                              "or a backend an installed package registers.")(fn)
 
 
+def mode_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--mode", type=click.Choice(["sequential", "bridged"]), default=None,
+                        help="How a chain's segments depend on each other (default: the storyboard's "
+                             "defaults.render.mode, else sequential). bridged: anchors in parallel, then "
+                             "bridges between them; see the README.")(fn)
+
+
+def mode_summary(b: Any) -> list[str]:
+    """One line per render mode: its requests, cost and critical path (the storyboard's mode first)."""
+    from ..planner import plan, with_mode
+
+    ours = b.defaults.render.mode
+    lines = []
+    for mode in (ours, "bridged" if ours == "sequential" else "sequential"):
+        p = plan(with_mode(b, mode))
+        skeletons = sum(1 for s in p.segments if s.role == "skeleton")
+        extra = f" ({skeletons} skeleton{'s' if skeletons != 1 else ''})" if skeletons else ""
+        lines.append(f"{'this plan' if mode == ours else 'other mode'}: {mode}: {p.requests} requests{extra}, "
+                     f"${p.estimated_cost_usd:.2f}, critical path {p.critical_path} "
+                     f"request{'s' if p.critical_path != 1 else ''}")
+    return lines
+
+
 def backend_options_for(name: str, **wanted: Any) -> dict[str, Any]:
     """The ``wanted`` options (None ones dropped) that backend ``name``'s constructor takes."""
     import inspect
@@ -183,18 +206,24 @@ def _ask_before_paying_twice(b: Any, backend_name: str, cache: Any, yes: bool) -
 @click.option("--range", "frame_range", default=None, metavar="START-END",
               help="Show only what rendering this part of the film needs, e.g. 00:10-00:25.")
 @click.option("--draft", is_flag=True, help="Plan the draft (480p, fewer steps) instead.")
+@mode_option
 @handle_errors
 def plan_cmd(board: Path, as_json: bool, backend: str, cache_dir: str | None, scenes: tuple[str, ...],
-             frame_range: str | None, draft: bool) -> None:
+             frame_range: str | None, draft: bool, mode: str | None) -> None:
     """Show the segments a render will generate, what it costs and how long the critical path is."""
+    from ..planner import with_mode
     from ..storyboard import load
 
-    b = load(board)
+    b = with_mode(load(board), mode)  # type: ignore[arg-type]
     p, cached = _planned(b, backend, cache_dir, scenes, frame_range, draft)
     if as_json:
         click.echo(p.to_json(), nl=False)
         return
     click.echo(render_plan_table(p, cached))
+    if not scenes and frame_range is None:
+        from ..planner import draft_board
+
+        click.echo("\n".join(mode_summary(draft_board(b) if draft else b)))
 
 
 def _planned(b: Any, backend: str, cache_dir: str | None, scenes: tuple[str, ...], frame_range: str | None,
@@ -242,24 +271,27 @@ def _planned(b: Any, backend: str, cache_dir: str | None, scenes: tuple[str, ...
 @click.option("--quiet", "-q", is_flag=True, help="Print only errors.")
 @click.option("--yes", "-y", is_flag=True, help="Pay again without asking where an interrupted run may already have "
                                                "paid (a submit whose id was lost, a result fal no longer keeps).")
+@mode_option
 @handle_errors
 def render(board: Path, output: Path, backend: str, cache_dir: str | None, jobs: int, max_cost: float | None,
            allow_partial: bool, retries: int, codec: str, drift: float | None, scenes: tuple[str, ...], frame_range: str | None,
-           draft: bool, per_chain: bool, no_review: bool, dry_run: bool, quiet: bool, yes: bool) -> None:
+           draft: bool, per_chain: bool, no_review: bool, dry_run: bool, quiet: bool, yes: bool,
+           mode: str | None) -> None:
     """Render BOARD into one film, reusing every segment already in the cache."""
-    from ..planner import draft_board
+    from ..planner import draft_board, with_mode
     from ..rendering import render as run_render
     from ..rendering.progress import Progress
     from ..storyboard import load
 
-    b = load(board)
+    b = with_mode(load(board), mode)  # type: ignore[arg-type]
     if draft:
         b = draft_board(b)
     frames = None
     if frame_range is not None:
         frames = parse_range(frame_range, b.output.fps)
     if dry_run:
-        click.echo(render_plan_table(*_planned(load(board), backend, cache_dir, scenes, frame_range, draft)))
+        click.echo(render_plan_table(*_planned(with_mode(load(board), mode), backend, cache_dir,  # type: ignore[arg-type]
+                                               scenes, frame_range, draft)))
         return
     options = backend_options_for(backend, retries=retries, drift=drift)
     from ..rendering.cache import SegmentCache
@@ -432,10 +464,15 @@ def render_plan_table(p: Any, cached: dict[int, bool] | None = None) -> str:
         conds = []
         for c in s.conditioning:
             if c.kind == "video":
-                conds.append(f"tail#{c.source.split(':')[1]}x{c.num_frames}")
+                what, parent = c.source.split(":", 1)
+                conds.append(f"{what}#{parent}x{c.num_frames}")
             else:
                 conds.append(f"img@{c.start_frame}")
         span = f"{format_frames(s.shown_start, p.fps)}–{format_frames(s.shown_end, p.fps)}"
+        if s.role == "skeleton":
+            span = f"skeleton, {s.request['frame_rate']} fps"
+        elif s.role != "chain":
+            span = f"{span} {s.role}"
         prompt = s.prompt if len(s.prompt) <= 48 else s.prompt[:47] + "…"
         row = f"{s.index:>4} {s.chain:>5} {s.scene[:14]:<14} {span:<27} {s.num_frames:>6}  {', '.join(conds)[:22]:<22} "
         if cached is not None:
