@@ -15,6 +15,7 @@ the time from the command's start to the last request done and from there to the
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import ssl
 import subprocess
@@ -120,6 +121,10 @@ def render_film(emu: Emulator, text: str, tmp: Path, name: str, *, latency: floa
     last_done = max(j["finished"] for j in jobs_seen)
     est = estimate(plan, latency_s=latency, concurrency=min(jobs or concurrency, concurrency))
     film = probe(out)
+    # composer's own time between one request's completion and the next submit (download, checks,
+    # cache, colour-following the chain, the tail clip, the poll that notices): on the critical path
+    ordered = sorted(jobs_seen, key=lambda j: j["created"])
+    gaps = sorted(b["created"] - a["finished"] for a, b in itertools.pairwise(ordered) if b["created"] >= a["finished"])
     ideal = plan.critical_path * latency
     return {
         "film_s": round(plan.total_frames / plan.fps, 2), "frames": plan.total_frames,
@@ -130,6 +135,7 @@ def render_film(emu: Emulator, text: str, tmp: Path, name: str, *, latency: floa
         "requests_span_s": round(last_done - first_submit, 3), "segments_in_s": round(last_done - t0, 3),
         "overhead_over_critical_path": round((last_done - t0) / ideal - 1.0, 4) if ideal else None,
         "last_request_to_film_s": round(t1 - last_done, 3),
+        "gap_between_requests_median_s": round(gaps[len(gaps) // 2], 3) if gaps else None,
         "peak_running": max_overlap([(j["started"], j["finished"]) for j in jobs_seen if j["started"]]),
     }
 
@@ -148,7 +154,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 Emulator(latency, args.concurrency) as emu:
             tmp_path = Path(tmp)
             if not args.quick:  # the emulator makes its canned clip once per size on the first request
-                render_film(emu, film_board(1.0, "sequential", quick=False), tmp_path, "warm", latency=latency,
+                render_film(emu, film_board(121 / FPS, "sequential", quick=False), tmp_path, "warm", latency=latency,
                             concurrency=args.concurrency, jobs=None)
             for mode in modes:
                 for seconds in lengths:
@@ -182,7 +188,8 @@ def report(data: dict[str, Any]) -> str:
         rows.append([r["mode"], f"{r['latency_s']:g}", common_length(r["film_s"]), r["requests"], r["critical_path"],
                      f"{r['critical_path_x_latency_s']:.1f}", f"{r['estimate_s']:.1f} ({r['estimate_waves']} waves)",
                      f"{r['segments_in_s']:.1f}", f"{r['overhead_over_critical_path']:+.1%}",
-                     f"{r['first_request_after_s']:.2f}", f"{r['last_request_to_film_s']:.1f}", f"{r['wall_s']:.1f}",
+                     f"{r['first_request_after_s']:.2f}", gap(r), f"{r['last_request_to_film_s']:.1f}",
+                     f"{r['wall_s']:.1f}",
                      f"{r['peak_running']}/{r['concurrency']}", f"{target}: {common.verdict(bool(ok))}"])
     missing = (f" Not measured: {', '.join(data['modes_not_available'])} (not in this planner yet)."
                if data["modes_not_available"] else "")
@@ -197,6 +204,8 @@ def report(data: dict[str, Any]) -> str:
         "and no video work; the emulator runs at most *concurrency* requests at once and queues the rest. One "
         "continuous chain at 480p, 121-frame segments, 17-frame overlap, 24 fps. *Segments in* = from the "
         "command's start to the last request done (start-up, plan, tails, uploads, polls, downloads, checks); "
+        "*between requests* = from one request's completion to the next one's submit, composer's own work on "
+        "the critical path; "
         "*over* = its excess over critical path × latency; *estimate* = `composer plan`'s list schedule; "
         "*last request → film* = assembly, manifest, review page and exit after the last request. Goals: "
         f"sequential ≤ {SEQUENTIAL_TARGET:.0%} over critical path × latency at a 20 s latency (lower latencies "
@@ -204,9 +213,15 @@ def report(data: dict[str, Any]) -> str:
         f"before assembly.{missing}",
         "",
         common.md_table(["mode", "latency s", "film", "requests", "critical path", "critical path × latency s",
-                         "estimate s", "segments in s", "over", "first request after s", "last request → film s",
+                         "estimate s", "segments in s", "over", "first request after s",
+                         "between requests s (median)", "last request → film s",
                          "wall s", "peak at once", "goal"], rows),
     ])
+
+
+def gap(row: dict[str, Any]) -> str:
+    g = row.get("gap_between_requests_median_s")
+    return "–" if g is None else f"{g:.2f}"
 
 
 def common_length(seconds: float) -> str:
