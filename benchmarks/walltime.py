@@ -140,7 +140,7 @@ def render_film(emu: Emulator, text: str, tmp: Path, name: str, *, latency: floa
     }
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: argparse.Namespace, on_row=None) -> dict[str, Any]:
     log = (lambda *a: None) if args.silent else (lambda *a: print(*a, file=sys.stderr, flush=True))
     info = common.machine_info()
     t_start = time.perf_counter()
@@ -148,6 +148,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     modes = [m for m in args.modes.split(",") if m in available]
     skipped = [m for m in args.modes.split(",") if m not in available]
     rows: list[dict[str, Any]] = []
+
+    def data(done: bool) -> dict[str, Any]:
+        return {"machine": info, "command": common.command_line(), "quick": args.quick, "modes": modes,
+                "modes_not_available": skipped, "rows": rows, "complete": done,
+                "seconds": round(time.perf_counter() - t_start, 1)}
     for latency in [float(x) for x in args.latency.split(",")]:
         lengths = [float(x) for x in (args.lengths_at.get(latency) or args.lengths).split(",")]
         with tempfile.TemporaryDirectory(prefix="bench-walltime-") as tmp, \
@@ -164,14 +169,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                            **render_film(emu, film_board(seconds, mode, quick=args.quick, cuts=args.cuts), tmp_path,
                                          name, latency=latency, concurrency=args.concurrency, jobs=args.jobs)}
                     rows.append(row)
+                    if on_row is not None:  # a long run keeps what it measured if it is stopped
+                        on_row(data(False))
                     log(f"  {mode} {seconds:g} s at {latency:g} s: {row['requests']} requests, wall {row['wall_s']:.1f} s, "
                         f"segments in {row['segments_in_s']:.1f} s vs critical path × latency "
                         f"{row['critical_path_x_latency_s']:.1f} s ({row['overhead_over_critical_path']:+.1%}), "
                         f"estimate {row['estimate_s']:.1f} s, last request → film {row['last_request_to_film_s']:.1f} s, "
                         f"peak {row['peak_running']} at once")
     info["load_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    return {"machine": info, "command": common.command_line(), "quick": args.quick, "modes": modes,
-            "modes_not_available": skipped, "rows": rows, "seconds": round(time.perf_counter() - t_start, 1)}
+    return data(True)
 
 
 def goal(row: dict[str, Any]) -> tuple[str, bool | None]:
@@ -198,7 +204,7 @@ def report(data: dict[str, Any]) -> str:
         "",
         f"Command: `{data['command']}` ({data['seconds']:.0f} s)  ",
         f"Machine: {common.machine_line(data['machine'])}",
-        "",
+        "" if data.get("complete", True) else "\n**Stopped before the end: the rows measured so far.**\n",
         "The whole `composer render --backend fal -q` command (a subprocess, as a user runs it) against the fal "
         "emulator in its own process in canned mode: every request takes the stated latency of real wall time "
         "and no video work; the emulator runs at most *concurrency* requests at once and queues the rest. One "
@@ -254,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         at[float(k)] = v
     args.lengths_at = at
     common.wait_for_quiet(args.wait_load, args.wait_max)
-    data = run(args)
+    data = run(args, on_row=lambda d: common.write_section("walltime", report(d), d, args.out))
     path = common.write_section("walltime", report(data), data, args.out)
     print(report(data))
     print(f"\nwrote {path}", file=sys.stderr)
