@@ -15,6 +15,7 @@ the time from the command's start to the last request done and from there to the
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import ssl
 import subprocess
@@ -120,6 +121,10 @@ def render_film(emu: Emulator, text: str, tmp: Path, name: str, *, latency: floa
     last_done = max(j["finished"] for j in jobs_seen)
     est = estimate(plan, latency_s=latency, concurrency=min(jobs or concurrency, concurrency))
     film = probe(out)
+    # composer's own time between one request's completion and the next submit (download, checks,
+    # cache, colour-following the chain, the tail clip, the poll that notices): on the critical path
+    ordered = sorted(jobs_seen, key=lambda j: j["created"])
+    gaps = sorted(b["created"] - a["finished"] for a, b in itertools.pairwise(ordered) if b["created"] >= a["finished"])
     ideal = plan.critical_path * latency
     return {
         "film_s": round(plan.total_frames / plan.fps, 2), "frames": plan.total_frames,
@@ -130,11 +135,12 @@ def render_film(emu: Emulator, text: str, tmp: Path, name: str, *, latency: floa
         "requests_span_s": round(last_done - first_submit, 3), "segments_in_s": round(last_done - t0, 3),
         "overhead_over_critical_path": round((last_done - t0) / ideal - 1.0, 4) if ideal else None,
         "last_request_to_film_s": round(t1 - last_done, 3),
+        "gap_between_requests_median_s": round(gaps[len(gaps) // 2], 3) if gaps else None,
         "peak_running": max_overlap([(j["started"], j["finished"]) for j in jobs_seen if j["started"]]),
     }
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: argparse.Namespace, on_row=None) -> dict[str, Any]:
     log = (lambda *a: None) if args.silent else (lambda *a: print(*a, file=sys.stderr, flush=True))
     info = common.machine_info()
     t_start = time.perf_counter()
@@ -142,13 +148,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     modes = [m for m in args.modes.split(",") if m in available]
     skipped = [m for m in args.modes.split(",") if m not in available]
     rows: list[dict[str, Any]] = []
+
+    def data(done: bool) -> dict[str, Any]:
+        return {"machine": info, "command": common.command_line(), "quick": args.quick, "modes": modes,
+                "modes_not_available": skipped, "rows": rows, "complete": done,
+                "seconds": round(time.perf_counter() - t_start, 1)}
     for latency in [float(x) for x in args.latency.split(",")]:
         lengths = [float(x) for x in (args.lengths_at.get(latency) or args.lengths).split(",")]
         with tempfile.TemporaryDirectory(prefix="bench-walltime-") as tmp, \
                 Emulator(latency, args.concurrency) as emu:
             tmp_path = Path(tmp)
             if not args.quick:  # the emulator makes its canned clip once per size on the first request
-                render_film(emu, film_board(1.0, "sequential", quick=False), tmp_path, "warm", latency=latency,
+                render_film(emu, film_board(121 / FPS, "sequential", quick=False), tmp_path, "warm", latency=latency,
                             concurrency=args.concurrency, jobs=None)
             for mode in modes:
                 for seconds in lengths:
@@ -158,14 +169,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                            **render_film(emu, film_board(seconds, mode, quick=args.quick, cuts=args.cuts), tmp_path,
                                          name, latency=latency, concurrency=args.concurrency, jobs=args.jobs)}
                     rows.append(row)
+                    if on_row is not None:  # a long run keeps what it measured if it is stopped
+                        on_row(data(False))
                     log(f"  {mode} {seconds:g} s at {latency:g} s: {row['requests']} requests, wall {row['wall_s']:.1f} s, "
                         f"segments in {row['segments_in_s']:.1f} s vs critical path × latency "
                         f"{row['critical_path_x_latency_s']:.1f} s ({row['overhead_over_critical_path']:+.1%}), "
                         f"estimate {row['estimate_s']:.1f} s, last request → film {row['last_request_to_film_s']:.1f} s, "
                         f"peak {row['peak_running']} at once")
     info["load_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    return {"machine": info, "command": common.command_line(), "quick": args.quick, "modes": modes,
-            "modes_not_available": skipped, "rows": rows, "seconds": round(time.perf_counter() - t_start, 1)}
+    return data(True)
 
 
 def goal(row: dict[str, Any]) -> tuple[str, bool | None]:
@@ -182,7 +194,8 @@ def report(data: dict[str, Any]) -> str:
         rows.append([r["mode"], f"{r['latency_s']:g}", common_length(r["film_s"]), r["requests"], r["critical_path"],
                      f"{r['critical_path_x_latency_s']:.1f}", f"{r['estimate_s']:.1f} ({r['estimate_waves']} waves)",
                      f"{r['segments_in_s']:.1f}", f"{r['overhead_over_critical_path']:+.1%}",
-                     f"{r['first_request_after_s']:.2f}", f"{r['last_request_to_film_s']:.1f}", f"{r['wall_s']:.1f}",
+                     f"{r['first_request_after_s']:.2f}", gap(r), f"{r['last_request_to_film_s']:.1f}",
+                     f"{r['wall_s']:.1f}",
                      f"{r['peak_running']}/{r['concurrency']}", f"{target}: {common.verdict(bool(ok))}"])
     missing = (f" Not measured: {', '.join(data['modes_not_available'])} (not in this planner yet)."
                if data["modes_not_available"] else "")
@@ -191,12 +204,14 @@ def report(data: dict[str, Any]) -> str:
         "",
         f"Command: `{data['command']}` ({data['seconds']:.0f} s)  ",
         f"Machine: {common.machine_line(data['machine'])}",
-        "",
+        "" if data.get("complete", True) else "\n**Stopped before the end: the rows measured so far.**\n",
         "The whole `composer render --backend fal -q` command (a subprocess, as a user runs it) against the fal "
         "emulator in its own process in canned mode: every request takes the stated latency of real wall time "
         "and no video work; the emulator runs at most *concurrency* requests at once and queues the rest. One "
         "continuous chain at 480p, 121-frame segments, 17-frame overlap, 24 fps. *Segments in* = from the "
         "command's start to the last request done (start-up, plan, tails, uploads, polls, downloads, checks); "
+        "*between requests* = from one request's completion to the next one's submit, composer's own work on "
+        "the critical path; "
         "*over* = its excess over critical path × latency; *estimate* = `composer plan`'s list schedule; "
         "*last request → film* = assembly, manifest, review page and exit after the last request. Goals: "
         f"sequential ≤ {SEQUENTIAL_TARGET:.0%} over critical path × latency at a 20 s latency (lower latencies "
@@ -204,9 +219,15 @@ def report(data: dict[str, Any]) -> str:
         f"before assembly.{missing}",
         "",
         common.md_table(["mode", "latency s", "film", "requests", "critical path", "critical path × latency s",
-                         "estimate s", "segments in s", "over", "first request after s", "last request → film s",
+                         "estimate s", "segments in s", "over", "first request after s",
+                         "between requests s (median)", "last request → film s",
                          "wall s", "peak at once", "goal"], rows),
     ])
+
+
+def gap(row: dict[str, Any]) -> str:
+    g = row.get("gap_between_requests_median_s")
+    return "–" if g is None else f"{g:.2f}"
 
 
 def common_length(seconds: float) -> str:
@@ -239,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         at[float(k)] = v
     args.lengths_at = at
     common.wait_for_quiet(args.wait_load, args.wait_max)
-    data = run(args)
+    data = run(args, on_row=lambda d: common.write_section("walltime", report(d), d, args.out))
     path = common.write_section("walltime", report(data), data, args.out)
     print(report(data))
     print(f"\nwrote {path}", file=sys.stderr)
