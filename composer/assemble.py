@@ -14,7 +14,7 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Mapping
 
 import cv2
 import numpy as np
@@ -294,7 +294,7 @@ def _last_sample(video: Path, index: int, plan: RenderPlan, keep: bool) -> np.nd
     return frame
 
 
-def _chain_frames(chain: PlannedChain, plan: RenderPlan, videos: dict[int, Path], spec: ColourSpec,
+def _chain_frames(chain: PlannedChain, plan: RenderPlan, videos: Mapping[int, Path], spec: ColourSpec,
                   records: dict[int, dict[str, Any]], keep_samples: bool = False) -> Generator[np.ndarray, None, None]:
     stream = ChainStream(chain, plan, spec, keep_samples=keep_samples)
     for seg in stream.segments:
@@ -303,7 +303,7 @@ def _chain_frames(chain: PlannedChain, plan: RenderPlan, videos: dict[int, Path]
         yield from stream.next_segment(videos[seg.index], record)
 
 
-def film_frames(plan: RenderPlan, videos: dict[int, Path], spec: ColourSpec,
+def film_frames(plan: RenderPlan, videos: Mapping[int, Path], spec: ColourSpec,
                 records: dict[int, dict[str, Any]], start: int = 0, end: int | None = None,
                 keep_samples: bool = False) -> Iterator[np.ndarray]:
     """Film frames ``start``..``end-1`` in order, chains dissolving where they overlap.
@@ -340,7 +340,7 @@ def film_frames(plan: RenderPlan, videos: dict[int, Path], spec: ColourSpec,
             it.close()
 
 
-def assemble(plan: RenderPlan, videos: dict[int, Path], output: Path, *, board: Storyboard | None = None,
+def assemble(plan: RenderPlan, videos: Mapping[int, Path], output: Path, *, board: Storyboard | None = None,
              on_event: Callable[[Event], None] | None = None, cancel: threading.Event | None = None,
              codec: str = "h264", crf: int = 18, preset: str = "veryfast",
              colour: ColourSpec | None = None, frames: tuple[int, int] | None = None,
@@ -403,7 +403,7 @@ def assemble(plan: RenderPlan, videos: dict[int, Path], output: Path, *, board: 
             "colour": spec.model_dump(mode="json"), "seams": seams, "transforms": transforms}
 
 
-def assemble_chain(plan: RenderPlan, chain_index: int, videos: dict[int, Path], output: Path, *,
+def assemble_chain(plan: RenderPlan, chain_index: int, videos: Mapping[int, Path], output: Path, *,
                    board: Storyboard | None = None, codec: str = "h264", crf: int = 18,
                    preset: str = "veryfast") -> int:
     """Write one chain's own media (film frames chain.start..chain.end, colour-matched,
