@@ -121,20 +121,23 @@ def render(board: Storyboard | RenderPlan | str | Path, output: str | Path, *,
     backend = opts.backend
     if isinstance(backend, str):
         backend = get_backend(backend, **(opts.backend_options or {}))
+    grabber = _thumb_grabber(plan, only, output) if opts.review else None
     try:
         backend.preflight()
         with _workdir(cache) as workdir:
             outcomes, report = schedule_and_assemble(plan, storyboard, backend, cache, workdir, only, part, output,
-                                                     opts, emit)
+                                                     opts, emit, on_frame=grabber)
             cost = round(sum(o.cost_usd for o in outcomes.values()), 6)
             report.update(write_timelines(plan, storyboard, outcomes, output, part, opts))
             manifest = write_manifest(manifest_path_for(output),
                                       _manifest(storyboard, plan, backend, outcomes, report, output, cost))
-            page = _write_review(manifest) if opts.review else None
+            page = _write_review(manifest, grabber.folder if grabber is not None else None) if opts.review else None
             emit(RenderFinished(str(output), 0))
             return RenderResult(output, manifest, plan, outcomes, cost, report, page)
     finally:
         backend.close()
+        if grabber is not None:
+            shutil.rmtree(grabber.folder, ignore_errors=True)  # taken over by the page, or left by a failure
 
 
 def resolve_input(board: Storyboard | RenderPlan | str | Path, *, draft: bool = False) -> tuple[Storyboard, RenderPlan]:
@@ -180,7 +183,8 @@ class _Stop(threading.Event):
 
 def schedule_and_assemble(plan: RenderPlan, board: Storyboard, backend: Backend, cache: SegmentCache, workdir: Path,
                           only: set[int] | None, part: tuple[int, int] | None, output: Path, opts: RenderOptions,
-                          emit: Callable[[Event], None]) -> tuple[dict[int, SegmentOutcome], dict[str, Any]]:
+                          emit: Callable[[Event], None], on_frame: Callable[[int, Any], None] | None = None,
+                          ) -> tuple[dict[int, SegmentOutcome], dict[str, Any]]:
     """Generate the segments and stitch the film while they land: the assembler runs on its own
     thread, reading the clips in film order from a ``LandedVideos`` the scheduler fills.
 
@@ -195,7 +199,8 @@ def schedule_and_assemble(plan: RenderPlan, board: Storyboard, backend: Backend,
 
     def assemble_thread() -> None:
         try:
-            done["report"] = assemble_film(plan, board, landing, output, part, opts, emit, cancel=stop)
+            done["report"] = assemble_film(plan, board, landing, output, part, opts, emit, cancel=stop,
+                                           on_frame=on_frame)
         except BaseException as exc:  # noqa: BLE001 - handed to the render's thread below
             done["error"] = exc
 
@@ -256,7 +261,8 @@ def schedule_segments(plan: RenderPlan, board: Storyboard, backend: Backend, cac
 
 def assemble_film(plan: RenderPlan, board: Storyboard, videos: Mapping[int, Path], output: Path,
                   part: tuple[int, int] | None, opts: RenderOptions, emit: Callable[[Event], None],
-                  cancel: threading.Event | None = None) -> dict[str, Any]:
+                  cancel: threading.Event | None = None,
+                  on_frame: Callable[[int, Any], None] | None = None) -> dict[str, Any]:
     """Colour-match and stitch the segments into ``output``; the assembly report. ``videos`` maps
     segment index to clip (a ``LandedVideos`` waits for each as it is needed)."""
     from ..assemble import assemble
@@ -264,7 +270,7 @@ def assemble_film(plan: RenderPlan, board: Storyboard, videos: Mapping[int, Path
     started = time.monotonic()
     report = assemble(plan, videos, output, board=board,
                       on_event=emit, cancel=cancel if cancel is not None else opts.cancel, codec=opts.codec,
-                      frames=part, keep_samples=True)
+                      frames=part, keep_samples=True, on_frame=on_frame)
     report["seconds"] = round(time.monotonic() - started, 3)
     return report
 
@@ -303,7 +309,22 @@ def _workdir(cache: SegmentCache) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _write_review(manifest: Path) -> Path | None:
+def _thumb_grabber(plan: RenderPlan, only: set[int] | None, output: Path) -> Any:
+    """A ``ThumbGrabber`` for the frames the review page shows (each segment's strip, both sides
+    of each seam), so the page needs no second decode of the film."""
+    from ..review.page import seam_frames, segment_frames
+    from ..review.thumbs import ThumbGrabber
+
+    frames: set[int] = set()
+    for seg in plan.segments:
+        if only is None or seg.index in only:
+            frames.update(segment_frames({"shown_start": seg.shown_start, "shown_end": seg.shown_end}))
+            if seg.depends_on is not None:
+                frames.update(seam_frames({"film_frame": seg.seam_frame}))
+    return ThumbGrabber(frames, output.with_name(f".{output.stem}.thumbs-{os.getpid()}"))
+
+
+def _write_review(manifest: Path, grabbed: Path | None = None) -> Path | None:
     """The review page beside the film; the film and manifest are already safe, so a page that
     cannot be made is a warning (``composer review`` retries it), never a failed render."""
     import warnings
@@ -311,7 +332,7 @@ def _write_review(manifest: Path) -> Path | None:
     from ..review import write_review
 
     try:
-        return write_review(manifest)
+        return write_review(manifest, grabbed=grabbed)
     except ComposerError as exc:
         warnings.warn(f"review page not written: {exc}", stacklevel=2)
         return None
