@@ -76,10 +76,17 @@ def measure_film(path: Path, seams: Sequence[int]) -> dict[int, SeamMeasures]:
 def rank_manifest(manifest: Mapping[str, Any], t: Thresholds = Thresholds()) -> list[dict[str, Any]]:
     """The seams of a rendered film, worst first: segment, film frame, measures, failures."""
     out = manifest["output"]
-    first = int(out.get("range", [0, out["frames"]])[0])
     segs = manifest["plan"]["segments"]
-    seams = {s["seam_frame"] - first: s["index"] for s in segs if s.get("depends_on") is not None}
+    seams: dict[int, tuple[int, int]] = {}  # frame in the file → (segment, film frame)
+    at = 0  # a part holds its film ranges one after another: a seam is measured inside its own range only
+    lo, hi = min(COLOUR_BEFORE[0], -MOTION_AROUND - 1), max(COLOUR_AFTER[1], MOTION_AROUND + 1)
+    for a, b in out.get("ranges") or [out.get("range") or [0, out["frames"]]]:
+        for s in segs:
+            g = s["seam_frame"]
+            if s.get("depends_on") is not None and a <= g + lo and g + hi <= b:
+                seams[at + g - a] = (s["index"], g)
+        at += b - a
     measured = measure_film(Path(out["path"]), sorted(seams))
-    rows = [{"segment": seams[g], "film_frame": g + first, "measures": m.to_dict(), "severity": severity(m, t),
+    rows = [{"segment": seams[g][0], "film_frame": seams[g][1], "measures": m.to_dict(), "severity": severity(m, t),
              "failures": failures(m, t)} for g, m in measured.items()]
     return sorted(rows, key=lambda r: -r["severity"])
