@@ -10,12 +10,14 @@ the film's length.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
+import queue
 import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -295,7 +297,7 @@ def _last_sample(video: Path, index: int, plan: RenderPlan, keep: bool) -> np.nd
     return frame
 
 
-def _chain_frames(chain: PlannedChain, plan: RenderPlan, videos: dict[int, Path], spec: ColourSpec,
+def _chain_frames(chain: PlannedChain, plan: RenderPlan, videos: Mapping[int, Path], spec: ColourSpec,
                   records: dict[int, dict[str, Any]], keep_samples: bool = False) -> Generator[np.ndarray, None, None]:
     stream = ChainStream(chain, plan, spec, keep_samples=keep_samples)
     for seg in stream.segments:
@@ -311,7 +313,7 @@ def _chain_frames(chain: PlannedChain, plan: RenderPlan, videos: dict[int, Path]
             raise
 
 
-def film_frames(plan: RenderPlan, videos: dict[int, Path], spec: ColourSpec,
+def film_frames(plan: RenderPlan, videos: Mapping[int, Path], spec: ColourSpec,
                 records: dict[int, dict[str, Any]], start: int = 0, end: int | None = None,
                 keep_samples: bool = False, ranges: Sequence[tuple[int, int]] | None = None) -> Iterator[np.ndarray]:
     """Film frames ``start``..``end-1`` in order (or those of each of ``ranges``, one after
@@ -350,17 +352,63 @@ def film_frames(plan: RenderPlan, videos: dict[int, Path], spec: ColourSpec,
             it.close()
 
 
-def assemble(plan: RenderPlan, videos: dict[int, Path], output: Path, *, board: Storyboard | None = None,
+class _EncoderFeed:
+    """Hands frames to the encoder's pipe on a thread of its own, a few frames ahead, so
+    decoding and colour work on the next frames overlap the encoder taking this one.
+    A write that fails is raised on the next ``put`` (or by ``finish``)."""
+
+    def __init__(self, writer: Any, depth: int = 8):
+        self.writer = writer
+        self._queue: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="encoder-feed", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            frame = self._queue.get()
+            if frame is None:
+                return
+            if self._error is None:
+                try:
+                    self.writer.write(frame)
+                except BaseException as exc:  # noqa: BLE001 - raised in the assembler's thread
+                    self._error = exc
+
+    def put(self, frame: np.ndarray) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(frame)
+
+    def finish(self) -> None:
+        """Wait until every frame is in the encoder's pipe; raise what a write raised."""
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def abort(self) -> None:
+        """Drop the frames not yet written and stop the thread (the writer is closed after)."""
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._queue.get_nowait()
+        self._queue.put(None)
+        self._thread.join()
+
+
+def assemble(plan: RenderPlan, videos: Mapping[int, Path], output: Path, *, board: Storyboard | None = None,
              on_event: Callable[[Event], None] | None = None, cancel: threading.Event | None = None,
              codec: str = "h264", crf: int = 18, preset: str = "veryfast",
              colour: ColourSpec | None = None, frames: tuple[int, int] | Sequence[tuple[int, int]] | None = None,
-             keep_samples: bool = False) -> dict[str, Any]:
+             keep_samples: bool = False, on_frame: Callable[[int, np.ndarray], None] | None = None) -> dict[str, Any]:
     """Write the film for ``plan`` (or just its film frames ``frames=(start, end)``, or
     several such ranges in film order, joined by hard cuts, picture and sound alike)
     from its segments' ``videos`` to ``output`` atomically. ``keep_samples``: the
     videos live in the segment cache, so a decoded last-frame sample may be kept
     beside each for the next assembly. A part carries the film's audio for its
     frames as is: the storyboard's fades sound only at the film's own start and end.
+    ``on_frame(film_frame, frame)`` sees each I420 frame as it goes to the encoder
+    (the review page's thumbnails are grabbed there).
 
     Returns a report: frames written, codec, audio, per-seam colour jumps and
     per-segment transforms (for the manifest).
@@ -383,13 +431,23 @@ def assemble(plan: RenderPlan, videos: dict[int, Path], output: Path, *, board: 
         writer = VideoWriter(video_only, plan.width, plan.height, plan.fps, codec=codec, crf=crf, preset=preset,
                              input_pix_fmt=PIX_FMT)
         with writer:
-            for frame in film_frames(plan, videos, spec, records, keep_samples=keep_samples, ranges=ranges):
-                writer.write(frame)
-                written += 1
-                if written % 12 == 0 or written == total:
-                    emit(AssemblyProgress(written, total))
-                    if cancel is not None and cancel.is_set():
-                        raise Cancelled("assembly cancelled; no output written, segments kept in the cache")
+            feed = _EncoderFeed(writer)
+            numbers = itertools.chain.from_iterable(range(a, b) for a, b in ranges)  # film frame of each
+            try:
+                for frame in film_frames(plan, videos, spec, records, keep_samples=keep_samples, ranges=ranges):
+                    number = next(numbers, -1)
+                    if on_frame is not None:
+                        on_frame(number, frame)
+                    feed.put(frame)
+                    written += 1
+                    if written % 12 == 0 or written == total:
+                        emit(AssemblyProgress(written, total))
+                        if cancel is not None and cancel.is_set():
+                            raise Cancelled("assembly cancelled; no output written, segments kept in the cache")
+            except BaseException:
+                feed.abort()
+                raise
+            feed.finish()
         if written != total:
             raise MediaError(f"assembled {written} frames, the plan has {total}")
         if audio_path is not None and audio is not None:
@@ -432,7 +490,7 @@ def _film_ranges(plan: RenderPlan, frames: tuple[int, int] | Sequence[tuple[int,
     return ranges
 
 
-def assemble_chain(plan: RenderPlan, chain_index: int, videos: dict[int, Path], output: Path, *,
+def assemble_chain(plan: RenderPlan, chain_index: int, videos: Mapping[int, Path], output: Path, *,
                    board: Storyboard | None = None, codec: str = "h264", crf: int = 18,
                    preset: str = "veryfast") -> int:
     """Write one chain's own media (film frames chain.start..chain.end, colour-matched,

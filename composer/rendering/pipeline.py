@@ -11,20 +11,21 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..backends import Backend, get_backend
 from ..errors import Cancelled, ComposerError, MediaError, RenderFailed
-from ..events import Event, RenderFinished, RenderStarted
+from ..events import Event, RenderFinished, RenderStarted, SegmentDone, SegmentFailed
 from ..manifest import board_timeline, manifest_path_for, write_manifest
 from ..planner import RenderPlan, draft_board, frame_range_segments
 from ..planner import plan as make_plan
 from ..storyboard import Storyboard, load
 from ..timecode import parse_frame_range
 from .cache import SegmentCache
+from .landing import LandedVideos
 from .preflight import check_budget, check_output
 from .scheduler import Scheduler, SegmentOutcome
 
@@ -120,20 +121,23 @@ def render(board: Storyboard | RenderPlan | str | Path, output: str | Path, *,
     backend = opts.backend
     if isinstance(backend, str):
         backend = get_backend(backend, **(opts.backend_options or {}))
+    grabber = _thumb_grabber(plan, only, output) if opts.review else None
     try:
         backend.preflight()
         with _workdir(cache) as workdir:
-            outcomes = schedule_segments(plan, storyboard, backend, cache, workdir, only, opts, emit)
+            outcomes, report = schedule_and_assemble(plan, storyboard, backend, cache, workdir, only, part, output,
+                                                     opts, emit, on_frame=grabber)
             cost = round(sum(o.cost_usd for o in outcomes.values()), 6)
-            report = assemble_film(plan, storyboard, outcomes, output, part, opts, emit)
             report.update(write_timelines(plan, storyboard, outcomes, output, part, opts))
             manifest = write_manifest(manifest_path_for(output),
                                       _manifest(storyboard, plan, backend, outcomes, report, output, cost))
-            page = _write_review(manifest) if opts.review else None
+            page = _write_review(manifest, grabber.folder if grabber is not None else None) if opts.review else None
             emit(RenderFinished(str(output), 0))
             return RenderResult(output, manifest, plan, outcomes, cost, report, page)
     finally:
         backend.close()
+        if grabber is not None:
+            shutil.rmtree(grabber.folder, ignore_errors=True)  # taken over by the page, or left by a failure
 
 
 def resolve_input(board: Storyboard | RenderPlan | str | Path, *, draft: bool = False) -> tuple[Storyboard, RenderPlan]:
@@ -169,11 +173,76 @@ def partial(plan: RenderPlan, scenes: Sequence[str] | None,
     return part, set().union(*(frame_range_segments(plan, a, b) for a, b in part))
 
 
+class _Stop(threading.Event):
+    """Set by the render itself (the scheduler failed or was interrupted) or by the user's ``cancel``."""
+
+    def __init__(self, cancel: threading.Event | None):
+        super().__init__()
+        self._user = cancel
+
+    def is_set(self) -> bool:
+        return super().is_set() or (self._user is not None and self._user.is_set())
+
+
+def schedule_and_assemble(plan: RenderPlan, board: Storyboard, backend: Backend, cache: SegmentCache, workdir: Path,
+                          only: set[int] | None, part: list[tuple[int, int]] | None, output: Path, opts: RenderOptions,
+                          emit: Callable[[Event], None], on_frame: Callable[[int, Any], None] | None = None,
+                          ) -> tuple[dict[int, SegmentOutcome], dict[str, Any]]:
+    """Generate the segments and stitch the film while they land: the assembler runs on its own
+    thread, reading the clips in film order from a ``LandedVideos`` the scheduler fills.
+
+    A failed or cancelled schedule stops the assembly (its temporary file is removed, so no
+    partial film is left) and raises the scheduler's own error; an assembly error is raised
+    once the scheduler has finished, so segments already paid for still reach the cache.
+    """
+    wanted = [s.index for s in plan.segments if only is None or s.index in only]
+    stop = _Stop(opts.cancel)
+    landing = LandedVideos(wanted, stop)
+    done: dict[str, Any] = {}
+
+    def assemble_thread() -> None:
+        try:
+            done["report"] = assemble_film(plan, board, landing, output, part, opts, emit, cancel=stop,
+                                           on_frame=on_frame)
+        except BaseException as exc:  # noqa: BLE001 - handed to the render's thread below
+            done["error"] = exc
+
+    thread = threading.Thread(target=assemble_thread, name="assemble", daemon=True)
+    thread.start()
+    try:
+        outcomes = schedule_segments(plan, board, backend, cache, workdir, only, opts, emit, landing=landing)
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        landing.close("the scheduler finished without it")
+        thread.join()
+    if "error" in done:
+        raise done["error"]
+    report = done["report"]
+    report["streamed"] = True
+    return outcomes, report
+
+
 def schedule_segments(plan: RenderPlan, board: Storyboard, backend: Backend, cache: SegmentCache, workdir: Path,
-                      only: set[int] | None, opts: RenderOptions, emit: Callable[[Event], None]) -> dict[int, SegmentOutcome]:
-    """Generate (or take from the cache) the segments needed; their outcomes, or RenderFailed / Cancelled."""
+                      only: set[int] | None, opts: RenderOptions, emit: Callable[[Event], None],
+                      landing: LandedVideos | None = None) -> dict[int, SegmentOutcome]:
+    """Generate (or take from the cache) the segments needed; their outcomes, or RenderFailed / Cancelled.
+    ``landing`` is told of each segment as it lands (or fails), for assembly as they land."""
+    scheduler: Scheduler
+
+    def on_event(event: Event) -> None:
+        if landing is not None:
+            if isinstance(event, SegmentDone):
+                video = scheduler.outcomes[event.index].video
+                if video is not None:
+                    landing.landed(event.index, video)
+            elif isinstance(event, SegmentFailed):
+                landing.failed(event.index, event.error.splitlines()[0] if event.error else "failed")
+        emit(event)
+
     scheduler = Scheduler(plan, board, backend, cache, workdir=workdir, jobs=opts.jobs, max_cost=opts.max_cost,
-                          on_event=emit, cancel=opts.cancel, only=only)
+                          on_event=on_event, cancel=opts.cancel, only=only)
     cached = scheduler.cached()
     wanted = [s for s in plan.segments if only is None or s.index in only]
     todo = [s for s in wanted if not cached[s.index]]
@@ -193,15 +262,19 @@ def schedule_segments(plan: RenderPlan, board: Storyboard, backend: Backend, cac
     return outcomes
 
 
-def assemble_film(plan: RenderPlan, board: Storyboard, outcomes: dict[int, SegmentOutcome], output: Path,
-                  part: list[tuple[int, int]] | None, opts: RenderOptions, emit: Callable[[Event], None]) -> dict[str, Any]:
-    """Colour-match and stitch the segments into ``output``; the assembly report."""
+def assemble_film(plan: RenderPlan, board: Storyboard, videos: Mapping[int, Path], output: Path,
+                  part: list[tuple[int, int]] | None, opts: RenderOptions, emit: Callable[[Event], None],
+                  cancel: threading.Event | None = None,
+                  on_frame: Callable[[int, Any], None] | None = None) -> dict[str, Any]:
+    """Colour-match and stitch the segments into ``output``; the assembly report. ``videos`` maps
+    segment index to clip (a ``LandedVideos`` waits for each as it is needed)."""
     from ..assemble import assemble
 
     started = time.monotonic()
     try:
-        report = assemble(plan, _videos(outcomes), output, board=board,
-                          on_event=emit, cancel=opts.cancel, codec=opts.codec, frames=part, keep_samples=True)
+        report = assemble(plan, videos, output, board=board,
+                          on_event=emit, cancel=cancel if cancel is not None else opts.cancel, codec=opts.codec,
+                          frames=part, keep_samples=True, on_frame=on_frame)
     except MediaError as exc:
         if str(output) not in str(exc):  # say which film was not written, not only what broke
             exc.args = (f"{output}: not written: {exc}",)
@@ -246,7 +319,22 @@ def _workdir(cache: SegmentCache) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _write_review(manifest: Path) -> Path | None:
+def _thumb_grabber(plan: RenderPlan, only: set[int] | None, output: Path) -> Any:
+    """A ``ThumbGrabber`` for the frames the review page shows (each segment's strip, both sides
+    of each seam), so the page needs no second decode of the film."""
+    from ..review.page import seam_frames, segment_frames
+    from ..review.thumbs import ThumbGrabber
+
+    frames: set[int] = set()
+    for seg in plan.segments:
+        if only is None or seg.index in only:
+            frames.update(segment_frames({"shown_start": seg.shown_start, "shown_end": seg.shown_end}))
+            if seg.depends_on is not None:
+                frames.update(seam_frames({"film_frame": seg.seam_frame}))
+    return ThumbGrabber(frames, output.with_name(f".{output.stem}.thumbs-{os.getpid()}"))
+
+
+def _write_review(manifest: Path, grabbed: Path | None = None) -> Path | None:
     """The review page beside the film; the film and manifest are already safe, so a page that
     cannot be made is a warning (``composer review`` retries it), never a failed render."""
     import warnings
@@ -254,7 +342,7 @@ def _write_review(manifest: Path) -> Path | None:
     from ..review import write_review
 
     try:
-        return write_review(manifest)
+        return write_review(manifest, grabbed=grabbed)
     except ComposerError as exc:
         warnings.warn(f"review page not written: {exc}", stacklevel=2)
         return None

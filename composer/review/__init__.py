@@ -13,7 +13,7 @@ from ..atomic import atomic_write_text
 from ..errors import ComposerError, ManifestError, MediaError
 from ..manifest import scrub
 from .page import build_page, wanted_frames
-from .thumbs import extract_thumbs
+from .thumbs import extract_thumbs, thumb_name
 
 __all__ = ["build_page", "review_path_for", "write_review"]
 
@@ -48,11 +48,14 @@ def _board_arg(manifest: dict[str, Any], manifest_path: Path) -> str | None:
 
 
 def write_review(manifest: dict[str, Any] | str | Path, page: str | Path | None = None, *,
-                 manifest_path: str | Path | None = None, film: str | Path | None = None) -> Path:
+                 manifest_path: str | Path | None = None, film: str | Path | None = None,
+                 grabbed: Path | None = None) -> Path:
     """Write the review page for a manifest (a dict, or the path of a ``.manifest.json``).
 
     ``page`` defaults to ``FILM.review.html`` beside the manifest; thumbnails go to a
     folder named like the page without ``.html``. ``film`` overrides where the frames come from.
+    ``grabbed``: a folder of thumbnails a ``ThumbGrabber`` made during assembly (taken over;
+    only frames missing there are extracted from the film).
     """
     if not isinstance(manifest, dict):
         manifest_path = Path(manifest)
@@ -64,7 +67,7 @@ def write_review(manifest: dict[str, Any] | str | Path, page: str | Path | None 
     page = Path(page) if page is not None else manifest_path.with_name(stem + ".review.html")
     film_path = Path(film) if film is not None else _film_of(manifest, manifest_path)
     folder = page.with_name(page.name.removesuffix(".html") + (".files" if page.suffix != ".html" else ""))
-    thumbs = _thumbs(manifest, film_path, folder) if film_path is not None else {}
+    thumbs = _thumbs(manifest, film_path, folder, grabbed) if film_path is not None else {}
     video = None
     if film_path is not None and film_path.resolve().parent == page.resolve().parent:
         video = film_path.name
@@ -90,18 +93,25 @@ def _read(path: Path) -> dict[str, Any]:
     return data
 
 
-def _thumbs(manifest: dict[str, Any], film: Path, folder: Path) -> dict[int, str]:
+def _thumbs(manifest: dict[str, Any], film: Path, folder: Path, grabbed: Path | None = None) -> dict[int, str]:
     """Extract into a fresh folder and swap it in, so a page never points at a stale thumbnail."""
     output = manifest.get("output") or {}
     fps = int(output.get("fps") or manifest["plan"]["fps"])
     staging = folder.with_name(f".{folder.name}.partial-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     wanted = wanted_frames(manifest)
+    names: dict[int, str] = {}
     try:
-        names: dict[int, str] = {}
+        if grabbed is not None and grabbed.is_dir():
+            os.replace(grabbed, staging)
+            for f in wanted:
+                if (staging / thumb_name(f)).is_file():
+                    names[f] = thumb_name(f)
+            for extra in set(os.listdir(staging)) - set(names.values()):
+                (staging / extra).unlink(missing_ok=True)
         at = 0  # a part holds its film ranges one after another
         for first, end in output.get("ranges") or [(output.get("range") or [0, None])[:2]]:
-            inside = [f for f in wanted if f >= int(first or 0)]
+            inside = [f for f in wanted if f >= int(first or 0) and f not in names]
             names.update(extract_thumbs(film, inside, fps, staging, first_frame=int(first or 0) - at,
                                         end_frame=int(end) if end is not None else None))
             at += int(end) - int(first or 0) if end is not None else 0

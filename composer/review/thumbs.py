@@ -1,7 +1,8 @@
 """Small JPEG thumbnails of chosen film frames, for the review page.
 
-Each frame is reached by seeking (ffmpeg's ``-ss`` before the input decodes only
-from the nearest keyframe), a few dozen frames per ffmpeg run, never the whole film.
+A render grabs them as the assembler writes those frames (``ThumbGrabber``: no second
+decode of the film); any frame missing then is reached by seeking (ffmpeg's ``-ss``
+before the input decodes only from the nearest keyframe), a few dozen frames per run.
 """
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..atomic import temp_path_for
+import numpy as np
+
+from ..atomic import atomic_write_bytes, temp_path_for
 from ..media._proc import file_arg, run_ffmpeg
 
 WIDTH = 160
 BATCH = 24  # inputs per ffmpeg run: each input is its own seek, so memory stays small
 GAP = 8  # frames apart that are decoded in one run rather than seeked to twice
+QUALITY = 85  # JPEG quality of grabbed thumbnails (about ffmpeg's -q:v 5)
 
 
 def thumb_name(frame: int) -> str:
@@ -68,3 +72,35 @@ def extract_thumbs(film: Path, frames: Iterable[int], fps: int, folder: Path, *,
                 for left in folder.glob(out.stem + "-*.jpg"):
                     left.unlink(missing_ok=True)
     return names
+
+
+class ThumbGrabber:
+    """Writes a thumbnail of each wanted film frame into ``folder`` as the assembler hands
+    the frame over (I420, before encoding: the film's pixels less the encoder's rounding).
+    Called as ``grabber(film_frame, frame)``; ``folder`` is a staging folder the review
+    page takes over (``write_review(..., grabbed=folder)``)."""
+
+    def __init__(self, frames: Iterable[int], folder: Path, width: int = WIDTH):
+        self.frames = set(frames)
+        self.folder = Path(folder)
+        self.width = width
+        self.made: dict[int, str] = {}
+
+    def __call__(self, film_frame: int, frame: np.ndarray) -> None:
+        if film_frame not in self.frames:
+            return
+        import cv2
+
+        from ..yuv import i420_small_rgb
+
+        small = i420_small_rgb(frame, self.width)
+        h, w = small.shape[:2]
+        height = max(2, int(round(self.width * h / w / 2)) * 2)  # as ffmpeg's scale=WIDTH:-2
+        if small.shape[:2] != (height, self.width):
+            small = cv2.resize(small, (self.width, height), interpolation=cv2.INTER_AREA)
+        ok, data = cv2.imencode(".jpg", np.ascontiguousarray(small[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, QUALITY])
+        if not ok:
+            return  # the page then seeks to this frame in the film instead
+        self.folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(self.folder / thumb_name(film_frame), data.tobytes(), fsync=False)
+        self.made[film_frame] = thumb_name(film_frame)
