@@ -134,9 +134,9 @@ def report(data: dict[str, Any]) -> str:
     ])
 
 
-def compare(store: dict[str, Any]) -> str:
-    """Before/after table per drift kind (``auto``), from the stored runs ``before`` and ``after``."""
-    before, after = store["before"], store["after"]
+def compare(store: dict[str, Any], latest: str = "after") -> str:
+    """Before/after table per drift kind (``auto``), from the stored runs ``before`` and ``latest``."""
+    before, after = store["before"], store[latest]
     rows = []
     for key, a in after["films"].items():
         if key.startswith("undrifted/") or a["method"] != "auto":
@@ -149,10 +149,10 @@ def compare(store: dict[str, Any]) -> str:
                      common.verdict(a["colour_ok"]), "ok" if a["motion_ok"] else "out",
                      "ok" if a["sharpness_ok"] else "out"])
     return "\n".join([
-        "## Seams against drift kinds: before and after continuity across the seam",
+        "### Before and after continuity across the seam",
         "",
-        f"From `benchmarks/results/seams_drift.json` (runs `before`: overlap fit only; `after`: with "
-        f"`colour.continuity`). Colour-step excess over the undrifted render at the same seam, mean / worst "
+        f"Runs `before` (overlap fit only) and `{latest}` (with `colour.continuity`) in this section's JSON. "
+        f"Colour-step excess over the undrifted render at the same seam, mean / worst "
         f"(ΔE), {after['segments']}-segment chain, drift amount {after['amount']:g}. Goal: ≤ {GOAL_MEAN} mean, "
         f"≤ {GOAL_EACH} every seam. Motion/sharpness: within the undrifted range (after).",
         "",
@@ -181,34 +181,39 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--methods", default="none,auto")
     p.add_argument("--amount", type=float, default=1.0)
     p.add_argument("--cache", default=str(common.DEFAULT_CACHE / "seams-drift"))
-    p.add_argument("--json", default=str(RESULTS), help="where the measured data go")
+    p.add_argument("--json", default=str(RESULTS), help="where the measured runs are kept, by label")
     p.add_argument("--out", default=None, help="results file for the section (default benchmarks/RESULTS.md)")
-    p.add_argument("--label", default=None, help="store the run under this key in the JSON (e.g. before/after)")
+    p.add_argument("--label", default="after", help="store the run under this key in the JSON (before: overlap fit "
+                   "only, kept for the comparison)")
     p.add_argument("--silent", action="store_true")
-    p.add_argument("--compare", action="store_true", help="only write the before/after table from the JSON")
+    p.add_argument("--compare", action="store_true", help="measure nothing: rewrite the section from the JSON")
     args = p.parse_args(argv)
-    if args.compare:
-        text = compare(json.loads(Path(args.json).read_text()))
-        common.write_section("seams_drift_compare", text, {"command": common.command_line(), "runs": str(args.json)},
-                             args.out)
-        print(text)
-        return 0
-    data = run(args)
-    from composer.atomic import atomic_write_text
-
     path = Path(args.json)
-    store: dict[str, Any] = json.loads(path.read_text()) if path.exists() and args.label else {}
-    if args.label:
-        store[args.label] = data
-    else:
-        store = data
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(store, indent=1) + "\n")
-    section = report(data)
-    if args.out != "-":
-        common.write_section(f"seams_drift_{args.label}" if args.label else "seams_drift", section, data, args.out)
+    kept: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    # this file holds {"runs": {label: run}}; older ones held one run, or the labels at the top
+    store: dict[str, Any] = kept.get("runs", {"latest": kept} if "films" in kept else kept)
+    if not args.compare:
+        store[args.label] = run(args)
+    latest = args.label if args.label in store else next(reversed(store))
+    section = write_store(store, latest, path, args.out)
     print(section)
     return 0
+
+
+def write_store(store: dict[str, Any], latest: str, path: Path, out: str | None) -> str:
+    """Keep every labelled run in ``path`` and write the one section: the ``latest`` run's table, and
+    the before/after table when a ``before`` run is stored beside it."""
+    from composer.atomic import atomic_write_text
+
+    data = {"command": store[latest]["command"], "latest": latest, "runs": store}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
+    section = report(store[latest])
+    if "before" in store and latest != "before":
+        section += "\n\n" + compare(store, latest)
+    if out != "-":
+        common.write_section("seams_drift", section, data, out)
+    return section
 
 
 if __name__ == "__main__":

@@ -94,7 +94,8 @@ def main() -> None:
 
 
 def report(data: dict) -> str:
-    rows = [[name, f"{f[-1]:.2f}", f"{max(f):.2f}", f"{np.mean(f):.2f}"] for name, f in data["delta_e"].items()]
+    rows = [[name, f"{f[-1]:.2f}", f"{max(f):.2f}", f"{np.mean(f):.2f}", f"{sum(x > 2.0 for x in f)} of {len(f)}"]
+            for name, f in data["delta_e"].items()]
     import common
 
     return "\n".join([
@@ -104,7 +105,9 @@ def report(data: dict) -> str:
         f"{common.machine_line(data['machine'])}; {data['seconds']:.0f} s.",
         "ΔE (CIEDE2000) between each segment's mean colour in the film and in the same chain rendered without drift.",
         "",
-        common.md_table(["conditioning", "last segment", "worst segment", "mean"], rows),
+        common.md_table(["conditioning", "last segment", "worst segment", "mean", "segments above 2 ΔE"], rows),
+        "",
+        "Per segment: " + "; ".join(f"{name}: " + " ".join(f"{x:.1f}" for x in f) for name, f in data["delta_e"].items()),
     ])
 
 

@@ -18,6 +18,7 @@ from composer.colour import (
     ColourTransform,
     LookStats,
     SegmentColour,
+    anchor_look,
     compose,
     estimate,
     fit_seam,
@@ -364,12 +365,13 @@ def _chain() -> tuple[list[list[np.ndarray]], list[list[np.ndarray]]]:
 
 
 @lru_cache(maxsize=4)
-def _assemble(anchor: float | None) -> list[list[np.ndarray]]:
-    """What a streaming assembler shows per segment (None: no colour matching)."""
+def _assemble(anchor: float | None, hold: tuple[float, float] = (0.05, 0.25)) -> list[list[np.ndarray]]:
+    """What a streaming assembler shows per segment (None: no colour matching); ``hold``: the hold's
+    (step, total) limits."""
     raws, _ = _chain()
     if anchor is None:
         return raws
-    m = ChainColourMatcher(ColourConfig(anchor=anchor))
+    m = ChainColourMatcher(ColourConfig(anchor=anchor, hold_step=hold[0], hold_total=hold[1]))
     shown: list[list[np.ndarray]] = []
     for n, raw in enumerate(raws):
         first = 0 if n == 0 else K_OV
@@ -395,6 +397,60 @@ def test_chain_matcher_holds_compounding_creep() -> None:
     held = _chroma_excess(_assemble(0.5))  # the default
     assert unmatched > 0.5 and seams_only > 0.35  # the creep compounds either way
     assert held < 0.33 and held < seams_only - 0.15  # bounded by max_total (0.25)
+
+
+def test_hold_limits_come_from_the_colour_settings() -> None:
+    """``colour.hold_step`` / ``hold_total`` (settable from a storyboard's ``defaults.colour``) bound the hold:
+    wider limits take more of the compounding creep away than the defaults."""
+    import composer
+
+    board = composer.loads("version: 1\ndefaults:\n  colour: {hold_step: 0.12, hold_total: 0.6}\n"
+                           "scenes:\n  - {id: a, duration: 2s, prompt: x}\n")
+    spec = board.defaults.colour
+    m = ChainColourMatcher(spec)
+    assert (m.max_step, m.max_total) == (0.12, 0.6)
+    default = _chroma_excess(_assemble(0.5))
+    wide = _chroma_excess(_assemble(0.5, (0.12, 0.6)))
+    assert wide < default - 0.04, (wide, default)  # measured 0.23 against 0.30
+    with pytest.raises(composer.StoryboardError) as info:
+        composer.loads("version: 1\ndefaults:\n  colour: {hold_step: -0.1}\nscenes:\n  - {id: a, duration: 2s, "
+                       "prompt: x}\n", name="b.yaml")
+    assert "b.yaml:3" in str(info.value) and "hold_step" in str(info.value)
+
+
+def _picture(level: float) -> np.ndarray:
+    """A colourful textured frame at ``level`` of its full brightness (0: black)."""
+    rng = np.random.default_rng(3)
+    small = rng.integers(30, 230, (9, 16, 3)).astype(np.float32)
+    img = cv2.GaussianBlur(cv2.resize(small, (128, 72), interpolation=cv2.INTER_CUBIC), (0, 0), 2.0)
+    return np.clip(img * level, 0, 255).astype(np.uint8)
+
+
+def test_a_chain_opening_on_black_is_not_held_to_black() -> None:
+    """The film fades in from black over its first segment: the look is set by the frames that show a
+    picture, so the hold leaves the (undrifted) chain after it alone instead of dimming it towards black."""
+    assert anchor_look([_picture(0.0), _picture(0.02)]) is None
+    m = ChainColourMatcher(ColourConfig())
+    fade = {0: _picture(0.0), L_SEG // 2: _picture(0.5), L_SEG - 1: _picture(1.0)}
+    m.start(fade, L_SEG, K_OV)
+    full = _picture(1.0)
+    looks = []
+    for _ in range(6):
+        seg = m.follow([full] * K_OV, [full] * K_OV, {K_OV: full, L_SEG - 1: full}, L_SEG, K_OV)
+        assert seg.info["hold_total"] == [0.0, 0.0], seg.info
+        looks.append(LookStats.of(seg.apply(full, L_SEG - 1)))
+    ref = LookStats.of(full)
+    assert all(abs(s.chroma / ref.chroma - 1) < 0.02 and abs(s.contrast / ref.contrast - 1) < 0.02 for s in looks)
+
+
+def test_a_chain_that_shows_nothing_at_first_holds_nothing_until_it_does() -> None:
+    m = ChainColourMatcher(ColourConfig())
+    black = _picture(0.0)
+    m.start({0: black, L_SEG - 1: black}, L_SEG, K_OV)
+    assert m.anchor_stats is None
+    seg = m.follow([black] * K_OV, [black] * K_OV, {K_OV: black, L_SEG - 1: _picture(0.8)}, L_SEG, K_OV)
+    assert seg.info["hold_total"] == [0.0, 0.0]  # its own picture set the look: nothing to take away
+    assert m.anchor_stats is not None and m.anchor_stats.can_anchor()
 
 
 def test_chain_seams_are_invisible() -> None:

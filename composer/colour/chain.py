@@ -51,6 +51,25 @@ class LookStats:
     def to_dict(self) -> dict[str, float]:
         return {k: round(getattr(self, k), 3) for k in ("lightness", "contrast", "chroma")}
 
+    def can_anchor(self) -> bool:
+        """Whether a frame with this look may set a chain's look: not black, not flat (a fade, a title card)."""
+        return self.lightness >= ANCHOR_MIN_LIGHTNESS and self.contrast >= ANCHOR_MIN_CONTRAST
+
+
+ANCHOR_MIN_LIGHTNESS = 12.0  # Lab L*: darker frames (black, the start of a fade) never set the look
+ANCHOR_MIN_CONTRAST = 4.0  # Lab L* spread: flatter frames neither
+
+
+def anchor_look(frames: Sequence[Frame]) -> LookStats | None:
+    """The look a chain is held to, from several of its frames: per component the largest of the frames
+    that can anchor (None when none can). The hold only takes away, so an anchor set high costs only hold
+    strength, while one set low (a fade from black, a dark opening) would bend the whole chain down."""
+    looks = [s for s in (LookStats.of(f) for f in frames) if s.can_anchor()]
+    if not looks:
+        return None
+    return LookStats(lightness=float(np.median([s.lightness for s in looks])),
+                     contrast=max(s.contrast for s in looks), chroma=max(s.chroma for s in looks))
+
 
 def _as_list(frames: Sequence[Frame] | Frame) -> list[Frame]:
     if isinstance(frames, np.ndarray) and frames.ndim == 3:
@@ -158,9 +177,11 @@ class ChainColourMatcher:
     The hold is a slow, limited correction of global contrast and saturation (Lab
     lightness spread and RMS chroma), ramped in over each segment's frames: every
     segment pulls back a fraction ``config.anchor`` of the excess over the anchor (the
-    chain's first frames) still showing, smoothed over segments. It only ever takes
+    look of the chain's first segment that shows a picture: ``anchor_look``, never a
+    black or flat frame) still showing, smoothed over segments. It only ever takes
     away (creep grows; a duller scene is left alone and earlier corrections are given
-    back), by at most ``max_step`` (log units) per segment and ``max_total`` in all,
+    back), by at most ``max_step`` (log units, ``colour.hold_step``) per segment and
+    ``max_total`` (``colour.hold_total``) in all,
     so a real change of content is bent a little at most. Hue, white balance and mean
     lightness are left to the seam transforms.
 
@@ -173,15 +194,16 @@ class ChainColourMatcher:
         self,
         config: ColourConfig | None = None,
         *,
-        max_step: float = 0.05,
-        max_total: float = 0.25,
+        max_step: float | None = None,
+        max_total: float | None = None,
         smoothing: float = 0.5,
     ) -> None:
         self.config = config or ColourConfig()
-        self.max_step = max_step
-        self.max_total = max_total
+        self.max_step = self.config.hold_step if max_step is None else max_step
+        self.max_total = self.config.hold_total if max_total is None else max_total
         self.smoothing = smoothing
         self.anchor_stats: LookStats | None = None
+        self._started = False
         self._applied = np.zeros(2)  # cumulative correction (log contrast, log chroma)
         self._excess: np.ndarray | None = None  # smoothed excess of the raw chain
 
@@ -195,8 +217,10 @@ class ChainColourMatcher:
         _check_samples(samples, length)
         self._applied = np.zeros(2)
         self._excess = None
-        early = [f for i, f in samples.items() if i <= length // 2] or [samples[min(samples)]]
-        self.anchor_stats = LookStats.of(early)
+        self._started = True
+        # all of the segment's frames that can, not frame 0 alone; none (it opens on black): the first
+        # later segment that shows a picture sets it, and nothing is held until then
+        self.anchor_stats = anchor_look(list(samples.values()))
         return self._finish(ColourTransform(), None, samples, length, ramp_start=0, overlap=overlap)
 
     def follow(
@@ -217,7 +241,7 @@ class ChainColourMatcher:
         ``head``; ``samples``: raw frames of this segment by index, at least the
         first one shown (index K) and the last (``length - 1``), ideally the middle.
         """
-        if self.anchor_stats is None:
+        if not self._started:
             raise RuntimeError("ChainColourMatcher.follow called before start()")
         if len(head) != len(prev_tail) or not head:
             raise ValueError("head and prev_tail must be the same, non-zero number of frames")
@@ -243,7 +267,7 @@ class ChainColourMatcher:
         look on purpose, so the hold restarts from it while seams stay matched."""
         if not samples:
             return
-        self.anchor_stats = LookStats.of(list(samples.values()))
+        self.anchor_stats = anchor_look(list(samples.values()))
         self._applied = np.zeros(2)
         self._excess = None
 
@@ -256,12 +280,21 @@ class ChainColourMatcher:
         ramp_start: int,
         overlap: int,
     ) -> SegmentColour:
-        assert self.anchor_stats is not None
         ramp_end = max(ramp_start, length - overlap)
         shown = {i: start.apply(f) for i, f in sorted(samples.items()) if i >= ramp_start}
         if not shown:
             shown = {max(samples): start.apply(samples[max(samples)])}
-        drift = LookStats.of(list(shown.values())).log_ratio(self.anchor_stats)
+        if self.anchor_stats is None:  # the chain has shown no picture yet: this segment's sets the look
+            self.anchor_stats = anchor_look(list(shown.values()))
+        if self.anchor_stats is None:
+            return SegmentColour(start=start, end=start, length=length, ramp_start=ramp_start, ramp_end=ramp_end,
+                                 info={"hold": "no anchor yet (dark or flat frames)", **self._seam_info(seam)})
+        # per frame, as the anchor is: frames pooled would count a fade's dark-to-light spread as contrast
+        ratios = [s.log_ratio(self.anchor_stats) for s in (LookStats.of(f) for f in shown.values()) if s.can_anchor()]
+        if not ratios:  # nothing but dark or flat frames: nothing to hold this time
+            return SegmentColour(start=start, end=start, length=length, ramp_start=ramp_start, ramp_end=ramp_end,
+                                 info={"hold": "dark or flat frames", **self._seam_info(seam)})
+        drift = np.mean(ratios, axis=0)
         raw_drift = drift - self._applied  # what the chain would show with no hold so far
         if self._excess is None:
             self._excess = raw_drift
@@ -280,11 +313,15 @@ class ChainColourMatcher:
             "hold_step": _rounded(step),
             "hold_total": _rounded(self._applied),
         }
-        if seam is not None:
-            info["seam"] = {k: v for k, v in seam.to_dict().items() if k != "transform"}
+        info.update(self._seam_info(seam))
         return SegmentColour(
             start=start, end=end, length=length, ramp_start=ramp_start, ramp_end=ramp_end, info=info
         )
+
+
+    @staticmethod
+    def _seam_info(seam: SeamFit | None) -> dict[str, Any]:
+        return {} if seam is None else {"seam": {k: v for k, v in seam.to_dict().items() if k != "transform"}}
 
 
 def _rounded(v: np.ndarray) -> list[float]:

@@ -19,6 +19,14 @@ class ColourSpec(BaseModel):
         "auto", description="Seam estimator; auto keeps the best of affine, hm-mkl and hm-affine on the overlap.")
     strength: float = Field(1.0, ge=0.0, le=1.0)
     anchor: float = Field(0.5, ge=0.0, le=1.0, description="How strongly a chain is held to its first segment's look.")
+    hold_step: float = Field(
+        0.05, ge=0.0, le=1.0,
+        description="Most the hold may take off a segment's contrast and saturation, in log units per segment "
+        "(0.05: about 5 %).")
+    hold_total: float = Field(
+        0.25, ge=0.0, le=2.0,
+        description="Most the hold may take off a chain's contrast and saturation in all, in log units "
+        "(0.25: about 22 %).")
     tail: Literal["raw", "corrected"] = Field(
         "corrected",
         description="What conditions the next segment: the previous segment's tail as generated (raw) "

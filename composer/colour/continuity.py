@@ -21,6 +21,8 @@ LATE = (16, 20)  # ... and the frames that say whether the change keeps going
 MIN_STEP = 0.6  # Lab units: below this nothing is corrected
 MAX_STEP = 30.0  # Lab units: above this the change is content (a new subject), not drift
 MARGIN = 6  # pixels of border where flow is least reliable
+GRID = 4  # the frame is split GRIDxGRID to tell a global step (drift) from a local one (content)
+AGREE = (0.5, 0.8)  # share of cells showing at least half the step: none corrected at or below, all above
 
 
 @dataclass(frozen=True)
@@ -57,8 +59,9 @@ def _grey(frame: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
 
 
-def _paired(before: np.ndarray, after: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(after pixels, the before pixels they show under motion), Nx3 float, borders and clipped levels out."""
+def _paired(before: np.ndarray, after: np.ndarray, cells: bool = False) -> Any:
+    """(after pixels, the before pixels they show under motion), Nx3 float, borders and clipped levels out;
+    ``cells``: also each pair's cell of a GRIDxGRID split of the frame."""
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)  # type: ignore[attr-defined]
     flow = dis.calc(_grey(after), _grey(before), None)
     h, w = after.shape[:2]
@@ -68,7 +71,10 @@ def _paired(before: np.ndarray, after: np.ndarray) -> tuple[np.ndarray, np.ndarr
              (yy + flow[..., 1] >= MARGIN) & (yy + flow[..., 1] < h - MARGIN)  # fmt: skip
     x, y = after[inside].astype(np.float64), warped[inside].astype(np.float64)
     ok = (x.min(1) > 3) & (x.max(1) < 252) & (y.min(1) > 3) & (y.max(1) < 252)
-    return x[ok], y[ok]
+    if not cells:
+        return x[ok], y[ok]
+    cell = (yy * GRID // h).astype(int) * GRID + (xx * GRID // w).astype(int)
+    return x[ok], y[ok], cell[inside][ok]
 
 
 def _lab(rgb: np.ndarray) -> np.ndarray:
@@ -89,18 +95,41 @@ def _gain_offset(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return m
 
 
+def _smoothstep(v: float) -> float:
+    v = min(1.0, max(0.0, v))
+    return v * v * (3.0 - 2.0 * v)
+
+
+def _uniformity(x: np.ndarray, y: np.ndarray, cell: np.ndarray, step: np.ndarray) -> tuple[float, float]:
+    """How much of ``step`` every part of the frame shows: (median over cells of the share of the step a
+    cell shows, fraction of cells showing at least half of it)."""
+    size2 = float(np.dot(step, step))
+    if size2 <= 1e-9:
+        return 0.0, 0.0
+    shares = []
+    for c in range(GRID * GRID):
+        sel = cell == c
+        if int(sel.sum()) >= 50:
+            shares.append(float(np.dot(_lab(y[sel]) - _lab(x[sel]), step)) / size2)
+    if len(shares) < GRID * GRID // 2:
+        return 0.0, 0.0
+    return float(np.median(shares)), float(np.mean([s >= 0.5 for s in shares]))
+
+
 def estimate_seam_fix(before: np.ndarray, after: Sequence[np.ndarray], start: int) -> SeamFix | None:
     """The fix for the generated frames ``after`` (as shown, small RGB, first = local frame ``start``)
     against ``before`` (the last frame shown before the seam), or None when there is no fast step."""
     if len(after) < LATE[1]:
         return None
-    pairs = [_paired(before, after[k]) for k in range(*SETTLED)]
+    pairs = [_paired(before, after[k], cells=True) for k in range(*SETTLED)]
     x = np.concatenate([p[0] for p in pairs])
     y = np.concatenate([p[1] for p in pairs])
+    cell = np.concatenate([p[2] for p in pairs])
     if len(x) < 500:
         return None
     step = _lab(y) - _lab(x)  # what the settled frames lack of the look before the seam
     size = float(np.linalg.norm(step))
+    uniform = _uniformity(x, y, cell, step)
     # a change still going on after the step settles is meant: take its steady rate out of the step
     # (paired under motion too, so new content panning in is not mistaken for a change of look)
     gap = LATE[0] - SETTLED[0]
@@ -111,8 +140,11 @@ def estimate_seam_fix(before: np.ndarray, after: Sequence[np.ndarray], start: in
     span = (SETTLED[0] + SETTLED[1] - 1) / 2 + 1  # frames from the last shown one to the settled window's middle
     fast = step + rate * span
     share = float(np.clip(np.dot(fast, step) / max(size**2, 1e-9), 0.0, 1.0)) if size > 0 else 0.0
+    # drift moves the whole picture; a step only part of the frame shows is content (a subject moving in,
+    # a light in one corner), which a global fix would only smear over the rest
+    share *= _smoothstep((uniform[1] - AGREE[0]) / (AGREE[1] - AGREE[0]))
     info = {"step_lab": [round(float(v), 3) for v in step], "steady_rate_lab": [round(float(v), 4) for v in rate],
-            "fast_share": round(share, 3)}
+            "fast_share": round(share, 3), "uniform": [round(u, 3) for u in uniform]}
     if size * share < MIN_STEP or size > MAX_STEP:
         return None
     transform = ColourTransform.affine(_gain_offset(x, y))
