@@ -22,8 +22,13 @@ def test_walltime_quick(tmp_path):
     assert "## Other section" in text and "kept" in text and "(results/walltime.json)" in text
     data = json.loads((tmp_path / "results" / "walltime.json").read_text())
     assert data["command"].startswith("python benchmarks/walltime.py --quick")
-    [row] = data["rows"]
-    assert row["mode"] == "sequential" and row["requests"] == row["planned_requests"] == 3
+    rows = {r["mode"]: r for r in data["rows"]}
+    assert set(rows) == {"sequential", "bridged"}
+    for r in rows.values():  # every mode pays exactly its plan and never runs more than the account allows
+        assert r["requests"] == r["planned_requests"] and r["peak_running"] <= 2
+        assert r["film_frames_written"] == r["frames"] == 36
+    row = rows["sequential"]
+    assert row["requests"] == 3
     assert row["film_frames_written"] == row["frames"] == 36
     assert row["peak_running"] <= 2 and row["concurrency"] == 2
     # 3 requests, 2 at once: 2 waves; the emulator's latency is real, so the requests took at least that
@@ -31,4 +36,5 @@ def test_walltime_quick(tmp_path):
     assert row["requests_span_s"] >= row["estimate_s"] - 0.05
     assert row["segments_in_s"] + row["last_request_to_film_s"] <= row["wall_s"] + 0.05
     table = [line for line in text.splitlines() if line.startswith("| sequential")]
+    assert len([line for line in text.splitlines() if line.startswith("| bridged")]) == 1
     assert len(table) == 1 and f"| {row['peak_running']}/2 |" in table[0]
