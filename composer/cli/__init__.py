@@ -123,6 +123,13 @@ def backend_options_for(name: str, **wanted: Any) -> dict[str, Any]:
     return {k: v for k, v in wanted.items() if v is not None and k in params}
 
 
+def heal_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--heal", type=click.IntRange(0, 5), default=None, metavar="N",
+                        help="Seam gate: re-roll a segment whose seam fails up to N times with a new seed, keeping "
+                             "the best take (default: the storyboard's defaults.heal, else 0). Each re-roll is a "
+                             "request, within --max-cost.")(fn)
+
+
 def _plan_keys(board_obj: Any, p: Any, backend_name: str, cache: Any) -> dict[int, str]:
     from ..backends import get_backend
     from ..rendering.scheduler import MediaResolver, compute_keys
@@ -180,9 +187,10 @@ def _ask_before_paying_twice(b: Any, backend_name: str, cache: Any, yes: bool) -
 @click.option("--range", "frame_range", default=None, metavar="START-END",
               help="Show only what rendering this part of the film needs, e.g. 00:10-00:25.")
 @click.option("--draft", is_flag=True, help="Plan the draft (480p, fewer steps) instead.")
+@heal_option
 @handle_errors
 def plan_cmd(board: Path, as_json: bool, backend: str, cache_dir: str | None, scenes: tuple[str, ...],
-             frame_range: str | None, draft: bool) -> None:
+             frame_range: str | None, draft: bool, heal: int | None) -> None:
     """Show the segments a render will generate, what it costs and how long the critical path is."""
     from ..storyboard import load
 
@@ -191,7 +199,7 @@ def plan_cmd(board: Path, as_json: bool, backend: str, cache_dir: str | None, sc
     if as_json:
         click.echo(p.to_json(), nl=False)
         return
-    click.echo(render_plan_table(p, cached))
+    click.echo(render_plan_table(p, cached, heal=b.defaults.heal if heal is None else heal))
 
 
 def _planned(b: Any, backend: str, cache_dir: str | None, scenes: tuple[str, ...], frame_range: str | None,
@@ -237,12 +245,14 @@ def _planned(b: Any, backend: str, cache_dir: str | None, scenes: tuple[str, ...
 @click.option("--no-review", is_flag=True, help="Do not write FILM.review.html (the review page).")
 @click.option("--dry-run", is_flag=True, help="Show what would be generated and what it would cost; generate nothing.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only errors.")
+@heal_option
 @click.option("--yes", "-y", is_flag=True, help="Pay again without asking where an interrupted run may already have "
                                                "paid (a submit whose id was lost, a result fal no longer keeps).")
 @handle_errors
 def render(board: Path, output: Path, backend: str, cache_dir: str | None, jobs: int, max_cost: float | None,
            allow_partial: bool, retries: int, codec: str, drift: float | None, scenes: tuple[str, ...], frame_range: str | None,
-           draft: bool, per_chain: bool, no_review: bool, dry_run: bool, quiet: bool, yes: bool) -> None:
+           draft: bool, per_chain: bool, no_review: bool, dry_run: bool, quiet: bool, heal: int | None,
+           yes: bool) -> None:
     """Render BOARD into one film, reusing every segment already in the cache."""
     from ..planner import draft_board
     from ..rendering import render as run_render
@@ -256,7 +266,8 @@ def render(board: Path, output: Path, backend: str, cache_dir: str | None, jobs:
     if frame_range is not None:
         frames = parse_range(frame_range, b.output.fps)
     if dry_run:
-        click.echo(render_plan_table(*_planned(load(board), backend, cache_dir, scenes, frame_range, draft)))
+        click.echo(render_plan_table(*_planned(load(board), backend, cache_dir, scenes, frame_range, draft),
+                                     heal=b.defaults.heal if heal is None else heal))
         return
     options = backend_options_for(backend, retries=retries, drift=drift)
     from ..rendering.cache import SegmentCache
@@ -268,7 +279,7 @@ def render(board: Path, output: Path, backend: str, cache_dir: str | None, jobs:
         result = run_render(b, output, backend=backend, cache=cache, jobs=jobs, max_cost=max_cost,
                             on_event=progress, codec=codec, backend_options=options,
                             scenes=list(scenes) or None, frame_range=frames, per_chain=per_chain,
-                            review=not no_review, allow_partial=allow_partial)
+                            review=not no_review, allow_partial=allow_partial, heal=heal)
     finally:
         progress.close()
     written = int(result.assembly.get("frames", result.plan.total_frames))
@@ -340,7 +351,7 @@ def cache_prune(cache_dir: str | None, older_than: float | None, max_size: float
     click.echo(f"removed {removed} segment(s)")
 
 
-def render_plan_table(p: Any, cached: dict[int, bool] | None = None) -> str:
+def render_plan_table(p: Any, cached: dict[int, bool] | None = None, heal: int = 0) -> str:
     """A readable table of a RenderPlan (and which segments are cached, when known)."""
     lines = []
     title = f"{p.title}: " if p.title else ""
@@ -377,6 +388,12 @@ def render_plan_table(p: Any, cached: dict[int, bool] | None = None) -> str:
             f"cached: {len(p.segments) - len(todo)}/{len(p.segments)}; a render would still make "
             f"{len(todo)} request{'s' if len(todo) != 1 else ''} (${sum(s.cost_usd for s in todo):.2f})"
         )
+    if heal:
+        from ..rendering.heal import extra_requests
+
+        k, usd = extra_requests(p, heal)
+        lines.append(f"seam gate: heal {heal}: up to +{k} request{'s' if k != 1 else ''}, ${usd:.2f} "
+                     f"(re-rolls of seams that fail, within --max-cost)")
     for snap in p.snaps:
         lines.append(
             f"note: scene '{snap.scene}' keyframe {snap.keyframe} moved from frame {snap.wanted_frame} to "

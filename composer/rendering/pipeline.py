@@ -40,7 +40,8 @@ class RenderOptions:
     chain's own file and ``film.chains.otio``. ``frame_range`` is film frames ``(start, end)``
     or the CLI's text (``"00:10-00:25"``, ``"240f-600f"``). ``max_cost`` is refused up front
     when the uncached part of the plan costs more, unless ``allow_partial``. ``review`` writes ``film.review.html``
-    (see ``composer.review``).
+    (see ``composer.review``). ``heal`` re-rolls a segment whose seam fails the seam gate up to
+    that many times (None: the storyboard's ``defaults.heal``; see ``rendering.heal``).
     """
 
     backend: Backend | str = "preview"
@@ -56,6 +57,7 @@ class RenderOptions:
     per_chain: bool = False
     review: bool = True
     allow_partial: bool = False
+    heal: int | None = None
     on_event: Callable[[Event], None] | None = None
     cancel: threading.Event | None = None
 
@@ -170,7 +172,8 @@ def schedule_segments(plan: RenderPlan, board: Storyboard, backend: Backend, cac
                       only: set[int] | None, opts: RenderOptions, emit: Callable[[Event], None]) -> dict[int, SegmentOutcome]:
     """Generate (or take from the cache) the segments needed; their outcomes, or RenderFailed / Cancelled."""
     scheduler = Scheduler(plan, board, backend, cache, workdir=workdir, jobs=opts.jobs, max_cost=opts.max_cost,
-                          on_event=emit, cancel=opts.cancel, only=only)
+                          on_event=emit, cancel=opts.cancel, only=only,
+                          heal=board.defaults.heal if opts.heal is None else opts.heal)
     cached = scheduler.cached()
     wanted = [s for s in plan.segments if only is None or s.index in only]
     todo = [s for s in wanted if not cached[s.index]]
@@ -345,7 +348,7 @@ def _manifest(board: Storyboard, plan: RenderPlan, backend: Backend, outcomes: d
             "cache_key": o.key, "cache_hit": o.status == "cached", "status": o.status,
             "request_id": o.request_id, "seconds": round(o.seconds, 3), "cost_usd": o.cost_usd,
             "seed": o.seed, "request": seg.request,
-            "colour": transforms.get(seg.index), "seam": seams.get(seg.index),
+            "colour": transforms.get(seg.index), "seam": seams.get(seg.index), "gate": o.gate,
         })
     return {
         "storyboard": {"source": board.source, "hash": plan.storyboard_hash, "title": board.title},
@@ -354,7 +357,8 @@ def _manifest(board: Storyboard, plan: RenderPlan, backend: Backend, outcomes: d
                    "audio": report.get("audio")},
         "backend": backend.identity(),
         "cost_usd": cost,
-        "requests_made": sum(1 for o in outcomes.values() if o.status == "generated"),
+        "requests_made": sum(o.gate["requests_this_run"] if o.gate and "requests_this_run" in o.gate
+                             else int(o.status == "generated") for o in outcomes.values()),
         "cache_hits": sum(1 for o in outcomes.values() if o.status == "cached"),
         "assembly": {k: v for k, v in report.items() if k not in ("seams", "transforms")},
         "segments": segments,

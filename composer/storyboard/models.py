@@ -141,6 +141,9 @@ class Defaults(_Model):
     segment: SegmentSpec = SegmentSpec()
     params: EndpointParams = EndpointParams()
     colour: ColourSpec = ColourSpec()
+    heal: int = Field(0, ge=0, le=5, description=(
+        "Seam gate: re-roll a segment whose seam fails the gate's thresholds up to this many times with a new "
+        "seed, keeping the best take (0: off). Each re-roll is a request; `composer plan` shows the most it adds."))
 
 
 class Keyframe(_Model):
