@@ -130,18 +130,22 @@ def heal_option(fn: Callable[..., Any]) -> Callable[..., Any]:
                              "request, within --max-cost.")(fn)
 
 
-def _plan_keys(board_obj: Any, p: Any, backend_name: str, cache: Any) -> dict[int, str]:
+def _plan_keys(board_obj: Any, p: Any, backend_name: str, cache: Any, heal: int = 0) -> dict[int, str]:
     from ..backends import get_backend
+    from ..rendering.heal import SeamGate
     from ..rendering.scheduler import MediaResolver, compute_keys
 
-    return compute_keys(p, board_obj, get_backend(backend_name), MediaResolver(board_obj, p, cache))
+    # with the gate on, a segment's key is its kept take's (what its successors chain on)
+    gate = SeamGate(p, board_obj, cache, heal, lambda e: None)
+    return compute_keys(p, board_obj, get_backend(backend_name), MediaResolver(board_obj, p, cache),
+                        gate.resolve if gate.on else None)
 
 
-def _cached_map(board_obj: Any, p: Any, backend_name: str, cache_dir: str | None) -> dict[int, bool]:
+def _cached_map(board_obj: Any, p: Any, backend_name: str, cache_dir: str | None, heal: int = 0) -> dict[int, bool]:
     from ..rendering.cache import SegmentCache
 
     cache = SegmentCache(cache_dir)
-    return {i: cache.has(k) for i, k in _plan_keys(board_obj, p, backend_name, cache).items()}
+    return {i: cache.has(k) for i, k in _plan_keys(board_obj, p, backend_name, cache, heal).items()}
 
 
 def _ask_before_paying_twice(b: Any, backend_name: str, cache: Any, yes: bool) -> None:
@@ -195,15 +199,16 @@ def plan_cmd(board: Path, as_json: bool, backend: str, cache_dir: str | None, sc
     from ..storyboard import load
 
     b = load(board)
-    p, cached = _planned(b, backend, cache_dir, scenes, frame_range, draft)
+    heal = b.defaults.heal if heal is None else heal
+    p, cached = _planned(b, backend, cache_dir, scenes, frame_range, draft, heal)
     if as_json:
         click.echo(p.to_json(), nl=False)
         return
-    click.echo(render_plan_table(p, cached, heal=b.defaults.heal if heal is None else heal))
+    click.echo(render_plan_table(p, cached, heal=heal))
 
 
 def _planned(b: Any, backend: str, cache_dir: str | None, scenes: tuple[str, ...], frame_range: str | None,
-             draft: bool) -> tuple[Any, dict[int, bool]]:
+             draft: bool, heal: int = 0) -> tuple[Any, dict[int, bool]]:
     """The plan a render with these options would run (only the segments its part needs) and its cache hits."""
     from ..planner import draft_board, plan
     from ..rendering.pipeline import partial
@@ -213,7 +218,7 @@ def _planned(b: Any, backend: str, cache_dir: str | None, scenes: tuple[str, ...
     frames = parse_range(frame_range, b.output.fps) if frame_range is not None else None
     p = plan(b)
     _, needed = partial(p, list(scenes), frames)
-    cached = _cached_map(b, p, backend, cache_dir)
+    cached = _cached_map(b, p, backend, cache_dir, heal)
     if needed is not None:
         cached = {i: v for i, v in cached.items() if i in needed}
         p = p.only(needed)
@@ -266,8 +271,9 @@ def render(board: Path, output: Path, backend: str, cache_dir: str | None, jobs:
     if frame_range is not None:
         frames = parse_range(frame_range, b.output.fps)
     if dry_run:
-        click.echo(render_plan_table(*_planned(load(board), backend, cache_dir, scenes, frame_range, draft),
-                                     heal=b.defaults.heal if heal is None else heal))
+        heal = b.defaults.heal if heal is None else heal
+        click.echo(render_plan_table(*_planned(load(board), backend, cache_dir, scenes, frame_range, draft, heal),
+                                     heal=heal))
         return
     options = backend_options_for(backend, retries=retries, drift=drift)
     from ..rendering.cache import SegmentCache

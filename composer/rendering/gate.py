@@ -84,12 +84,14 @@ def measure_film(path: Path, seams: Sequence[int]) -> dict[int, SeamMeasures]:
 
 
 def rank_manifest(manifest: Mapping[str, Any], t: Thresholds = Thresholds()) -> list[dict[str, Any]]:
-    """The seams of a rendered film, worst first: segment, film frame, measures, failures."""
+    """The seams of a rendered film, worst first: segment, film frame, measures, failures, and the
+    seam gate's decision at render time (``gate``, None when it did not judge that seam)."""
     out = manifest["output"]
     first = int(out.get("range", [0, out["frames"]])[0])
     segs = manifest["plan"]["segments"]
     seams = {s["seam_frame"] - first: s["index"] for s in segs if s.get("depends_on") is not None}
     measured = measure_film(Path(out["path"]), sorted(seams))
+    gates = {s.get("index"): s.get("gate") for s in manifest.get("segments", [])}
     rows = [{"segment": seams[g], "film_frame": g + first, "measures": m.to_dict(), "severity": severity(m, t),
-             "failures": failures(m, t)} for g, m in measured.items()]
+             "failures": failures(m, t), "gate": gates.get(seams[g])} for g, m in measured.items()]
     return sorted(rows, key=lambda r: -r["severity"])

@@ -118,6 +118,7 @@ class SeamGate:
         self.emit, self.thresholds = emit, thresholds or Thresholds()
         self.slots: dict[int, str] = {}  # segment -> the planned (take 0) key
         self.kept: dict[int, str] = {}  # segment -> the kept take's key, decided in this run
+        self.kept_seeds: dict[int, int] = {}  # segment -> the kept take's seed (this run's or recorded)
         self._records: dict[str, dict[str, Any] | None] = {}  # slot key -> recorded decision
         self._chains: dict[int, _ChainState] = {}
         self._lock = threading.Lock()
@@ -134,7 +135,18 @@ class SeamGate:
             if index in self.kept:
                 return self.kept[index]
         record = self.recorded(slot_key) if self.on else None
-        return record["kept"]["cache_key"] if record else slot_key
+        if record is None:
+            return slot_key
+        with self._lock:
+            self.kept_seeds[index] = int(record["kept"]["seed"])
+        return str(record["kept"]["cache_key"])
+
+    def segment(self, seg: PlannedSegment) -> PlannedSegment:
+        """``seg`` as the kept take asks for it (its seed), so a kept take missing from the cache is
+        rendered again as itself, never as the planned seed under the take's key."""
+        with self._lock:
+            seed = self.kept_seeds.get(seg.index)
+        return take_segment(seg, seed) if seed is not None else seg
 
     def recorded(self, slot_key: str) -> dict[str, Any] | None:
         with self._lock:
@@ -205,7 +217,7 @@ class SeamGate:
         out.seconds = sum(k.outcome.seconds for k in takes)
         out.gate = {**rec, "requests_this_run": len(new)}
         with self._lock:
-            self.kept[seg.index] = best.key
+            self.kept[seg.index], self.kept_seeds[seg.index] = best.key, best.seed
         return changed
 
     def _settled(self, record: dict[str, Any]) -> bool:

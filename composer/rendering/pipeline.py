@@ -343,12 +343,15 @@ def _manifest(board: Storyboard, plan: RenderPlan, backend: Backend, outcomes: d
         if seg.index not in outcomes:
             continue
         o = outcomes[seg.index]
+        seam = seams.get(seg.index)
+        if seam is not None and o.gate:  # the review page reads the decision beside the seam's measures
+            seam = {**seam, "gate": {"decision": o.gate["decision"], "kept": o.gate["kept"]}}
         segments.append({
             "index": seg.index, "chain": seg.chain, "scene": seg.scene,
             "cache_key": o.key, "cache_hit": o.status == "cached", "status": o.status,
             "request_id": o.request_id, "seconds": round(o.seconds, 3), "cost_usd": o.cost_usd,
             "seed": o.seed, "request": seg.request,
-            "colour": transforms.get(seg.index), "seam": seams.get(seg.index), "gate": o.gate,
+            "colour": transforms.get(seg.index), "seam": seam, "gate": o.gate,
         })
     return {
         "storyboard": {"source": board.source, "hash": plan.storyboard_hash, "title": board.title},

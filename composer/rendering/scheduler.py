@@ -241,7 +241,7 @@ class Scheduler:
                     return False
                 if stream is not None and seg.depends_on is not None and not self.cache.has(self.keys[seg.index]):
                     self._follow_chain(stream, seg.depends_on)
-                self._run_segment(seg, out)
+                self._run_segment(self.gate.segment(seg), out)
                 self._heal(seg, out)  # the seam gate (rendering.heal), before any successor is submitted
             except ComposerError as exc:
                 out.status, out.error, out.error_type = "failed", str(exc), type(exc).__name__
