@@ -18,7 +18,7 @@ from composer.rendering import SegmentCache
 from composer.rendering.gate import Thresholds, measure_film
 from composer.rendering.heal import take_seed
 from composer.storyboard import load
-from composer.testing.fixtures import fal_emulator_factory, use_fal_emulator  # noqa: F401 - a fixture
+from composer.testing.fixtures import fal_emulator_factory, use_fal_emulator
 
 # One chain of two segments: one seam, at film frame 41 (segment 1's first generated frame).
 BOARD = """\
@@ -36,7 +36,7 @@ scenes:
 
 
 @pytest.fixture
-def fal(fal_emulator_factory, monkeypatch):  # noqa: F811 - the fixture above, by name
+def fal(fal_emulator_factory, monkeypatch):
     """An emulator that renders with the preview (no drift), this process pointed at it, polling fast."""
     emu = use_fal_emulator(fal_emulator_factory(drift=0.0), monkeypatch)
     monkeypatch.setitem(FalBackend.__init__.__kwdefaults__, "poll_interval", 0.02)
