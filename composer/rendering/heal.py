@@ -114,7 +114,9 @@ class SeamGate:
 
     def __init__(self, plan: RenderPlan, board: Storyboard, cache: SegmentCache, heal: int,
                  emit: Callable[[Event], None], thresholds: Thresholds | None = None):
-        self.plan, self.board, self.cache, self.heal = plan, board, cache, max(0, min(HEAL_MAX, heal))
+        if not 0 <= heal <= HEAL_MAX:
+            raise ComposerError(f"heal must be 0–{HEAL_MAX} re-rolls per seam, got {heal}")
+        self.plan, self.board, self.cache, self.heal = plan, board, cache, heal
         self.emit, self.thresholds = emit, thresholds or Thresholds()
         self.slots: dict[int, str] = {}  # segment -> the planned (take 0) key
         self.kept: dict[int, str] = {}  # segment -> the kept take's key, decided in this run
