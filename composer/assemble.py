@@ -10,11 +10,12 @@ the film's length.
 """
 from __future__ import annotations
 
+import itertools
 import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -300,21 +301,30 @@ def _chain_frames(chain: PlannedChain, plan: RenderPlan, videos: dict[int, Path]
     for seg in stream.segments:
         record: dict[str, Any] = {}
         records[seg.index] = record
-        yield from stream.next_segment(videos[seg.index], record)
+        video = videos[seg.index]
+        try:
+            yield from stream.next_segment(video, record)
+        except MediaError as exc:
+            # the user knows the segment, not where the cache keeps its clip
+            if not str(exc).startswith(seg.label):
+                exc.args = (f"{seg.label}: its clip does not decode ({str(exc).removeprefix(f'{video}: ')})",)
+            raise
 
 
 def film_frames(plan: RenderPlan, videos: dict[int, Path], spec: ColourSpec,
                 records: dict[int, dict[str, Any]], start: int = 0, end: int | None = None,
-                keep_samples: bool = False) -> Iterator[np.ndarray]:
-    """Film frames ``start``..``end-1`` in order, chains dissolving where they overlap.
+                keep_samples: bool = False, ranges: Sequence[tuple[int, int]] | None = None) -> Iterator[np.ndarray]:
+    """Film frames ``start``..``end-1`` in order (or those of each of ``ranges``, one after
+    another: a cut between them), chains dissolving where they overlap.
 
     A chain is streamed from its own start even when ``start`` falls later, so a
     partial render shows exactly the colours of the full film.
     """
     end = plan.total_frames if end is None else end
+    wanted = itertools.chain.from_iterable(range(a, b) for a, b in ranges) if ranges is not None else range(start, end)
     open_chains: dict[int, tuple[Generator[np.ndarray, None, None], list[int]]] = {}
     try:
-        for f in range(start, end):
+        for f in wanted:
             covering = [c for c in plan.chains if c.start_frame <= f < c.end_frame]
             frames = []
             for chain in covering:
@@ -343,12 +353,14 @@ def film_frames(plan: RenderPlan, videos: dict[int, Path], spec: ColourSpec,
 def assemble(plan: RenderPlan, videos: dict[int, Path], output: Path, *, board: Storyboard | None = None,
              on_event: Callable[[Event], None] | None = None, cancel: threading.Event | None = None,
              codec: str = "h264", crf: int = 18, preset: str = "veryfast",
-             colour: ColourSpec | None = None, frames: tuple[int, int] | None = None,
+             colour: ColourSpec | None = None, frames: tuple[int, int] | Sequence[tuple[int, int]] | None = None,
              keep_samples: bool = False) -> dict[str, Any]:
-    """Write the film for ``plan`` (or just its film frames ``frames=(start, end)``)
+    """Write the film for ``plan`` (or just its film frames ``frames=(start, end)``, or
+    several such ranges in film order, joined by hard cuts, picture and sound alike)
     from its segments' ``videos`` to ``output`` atomically. ``keep_samples``: the
     videos live in the segment cache, so a decoded last-frame sample may be kept
-    beside each for the next assembly.
+    beside each for the next assembly. A part carries the film's audio for its
+    frames as is: the storyboard's fades sound only at the film's own start and end.
 
     Returns a report: frames written, codec, audio, per-seam colour jumps and
     per-segment transforms (for the manifest).
@@ -362,8 +374,8 @@ def assemble(plan: RenderPlan, videos: dict[int, Path], output: Path, *, board: 
         audio_path = board.resolve(plan.audio["file"])
         audio = plan.audio
     records: dict[int, dict[str, Any]] = {}
-    first, stop = frames if frames is not None else (0, plan.total_frames)
-    total = stop - first
+    ranges = _film_ranges(plan, frames)
+    total = sum(b - a for a, b in ranges)
     written = 0
     output = Path(output)
     with atomic_output(output) as tmp:
@@ -371,7 +383,7 @@ def assemble(plan: RenderPlan, videos: dict[int, Path], output: Path, *, board: 
         writer = VideoWriter(video_only, plan.width, plan.height, plan.fps, codec=codec, crf=crf, preset=preset,
                              input_pix_fmt=PIX_FMT)
         with writer:
-            for frame in film_frames(plan, videos, spec, records, first, stop, keep_samples):
+            for frame in film_frames(plan, videos, spec, records, keep_samples=keep_samples, ranges=ranges):
                 writer.write(frame)
                 written += 1
                 if written % 12 == 0 or written == total:
@@ -386,8 +398,10 @@ def assemble(plan: RenderPlan, videos: dict[int, Path], output: Path, *, board: 
 
             secs = lambda key: Timecode.parse(audio[key]).to_seconds(plan.fps)
             try:
-                mux_audio(video_only, audio_path, tmp, offset_s=secs("offset") + first / plan.fps, volume=audio["volume"],
-                          fade_in_s=secs("fade_in"), fade_out_s=secs("fade_out"), duration_s=total / plan.fps)
+                whole = ranges == [(0, plan.total_frames)]
+                mux_audio(video_only, audio_path, tmp, offset_s=secs("offset"), volume=audio["volume"],
+                          fade_in_s=secs("fade_in"), fade_out_s=secs("fade_out"), duration_s=plan.total_frames / plan.fps,
+                          spans_s=None if whole else [(a / plan.fps, b / plan.fps) for a, b in ranges])
             finally:
                 video_only.unlink(missing_ok=True)
     seams = []
@@ -399,8 +413,23 @@ def assemble(plan: RenderPlan, videos: dict[int, Path], output: Path, *, board: 
             seams.append({"segment": seg.index, "film_frame": seg.seam_frame, "delta_e": after["seam_delta_e"],
                           "raw_overlap_delta_e": after.get("raw_overlap_delta_e")})
     transforms = {i: r["transform"] for i, r in records.items() if "transform" in r}
-    return {"frames": written, "range": [first, stop], "codec": codec, "audio": str(audio_path) if audio_path else None,
+    return {"frames": written, "range": [ranges[0][0], ranges[0][1]] if len(ranges) == 1 else [list(r) for r in ranges],
+            "ranges": [list(r) for r in ranges], "codec": codec, "audio": str(audio_path) if audio_path else None,
             "colour": spec.model_dump(mode="json"), "seams": seams, "transforms": transforms}
+
+
+def _film_ranges(plan: RenderPlan, frames: tuple[int, int] | Sequence[tuple[int, int]] | None) -> list[tuple[int, int]]:
+    """``assemble``'s ``frames`` as film ranges in film order (one ``(start, end)`` pair, or several)."""
+    if frames is None:
+        return [(0, plan.total_frames)]
+    items: list[Any] = list(frames)
+    pairs: list[Any] = [items] if len(items) == 2 and all(isinstance(x, int) for x in items) else items
+    ranges = sorted((int(a), int(b)) for a, b in pairs)
+    if not ranges or any(not 0 <= a < b <= plan.total_frames for a, b in ranges):
+        raise ValueError(f"frames must be ranges within the film's {plan.total_frames} frames, not {frames}")
+    if any(b > c for (_, b), (c, _) in itertools.pairwise(ranges)):
+        raise ValueError(f"frames must not overlap: {frames}")
+    return ranges
 
 
 def assemble_chain(plan: RenderPlan, chain_index: int, videos: dict[int, Path], output: Path, *,

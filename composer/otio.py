@@ -32,7 +32,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any, get_args
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import opentimelineio as otio
 
@@ -76,27 +76,58 @@ _GENERIC_MARKER = re.compile(r"^(marker|untitled|new marker)?\s*\d*$", re.I)
 # --------------------------------------------------------------------------- export
 
 
-def export_timeline(plan: RenderPlan, board: Storyboard, media_url: str) -> otio.schema.Timeline:
-    """The rendered film (``media_url``) as a timeline: one clip per scene at its exact frames."""
+def export_timeline(plan: RenderPlan, board: Storyboard, media_url: str,
+                    ranges: Sequence[tuple[int, int]] | None = None) -> otio.schema.Timeline:
+    """The rendered film (``media_url``) as a timeline: one clip per scene at its exact frames.
+
+    With ``ranges`` (film frames ``[start, end)`` in film order) ``media_url`` is a part
+    holding those ranges one after another: the timeline is that file in its own time
+    from 0, a clip per scene piece, the soundtrack's matching pieces on the audio track.
+    """
     fps = plan.fps
-    whole = _range(0, plan.total_frames, fps)
+    pieces = _pieces(plan, ranges)
+    length = sum(b - a for a, b in ranges) if ranges is not None else plan.total_frames
+    whole = _range(0, length, fps)
     track = otio.schema.Track(name="composer", kind=otio.schema.TrackKind.Video)
     markers = _markers(plan, board)
-    for ps in plan.scenes:
+    for ps, start, end, at in pieces:
+        meta = _scene_meta(board, ps)
+        if ranges is not None:
+            meta["film_range"] = [start, end]
         clip = otio.schema.Clip(
             name=ps.id,
             media_reference=otio.schema.ExternalReference(target_url=media_url, available_range=whole),
-            source_range=_range(ps.start_frame, ps.end_frame - ps.start_frame, fps),
-            metadata={"composer": _scene_meta(board, ps)},
+            source_range=_range(at, end - start, fps),
+            metadata={"composer": meta},
         )
         for m in markers.get(ps.id, []):
-            clip.markers.append(_marker(m, _clamp(m["film_frame"], ps), fps))
+            frame = _clamp(m["film_frame"], ps)
+            if ranges is None or start <= frame < end:
+                clip.markers.append(_marker(m, frame - start + at, fps))
         track.append(clip)
+    meta = _board_meta(plan, board, mode="film" if ranges is None else "part", media=media_url)
+    if ranges is not None:
+        meta["ranges"] = [list(r) for r in ranges]
     timeline = otio.schema.Timeline(name=_title(plan, board), global_start_time=otio.opentime.RationalTime(0, fps),
-                                    metadata={"composer": _board_meta(plan, board, mode="film", media=media_url)})
+                                    metadata={"composer": meta})
     timeline.tracks.append(track)
-    _append_audio(timeline, plan, board)
+    _append_audio(timeline, plan, board, ranges)
     return timeline
+
+
+def _pieces(plan: RenderPlan, ranges: Sequence[tuple[int, int]] | None) -> list[tuple[PlannedScene, int, int, int]]:
+    """(scene, film start, film end, frame in the written file) of each scene's piece, in order."""
+    if ranges is None:
+        return [(ps, ps.start_frame, ps.end_frame, ps.start_frame) for ps in plan.scenes]
+    out = []
+    at = 0
+    for a, b in ranges:
+        for ps in plan.scenes:
+            start, end = max(a, ps.start_frame), min(b, ps.end_frame)
+            if start < end:
+                out.append((ps, start, end, at + start - a))
+        at += b - a
+    return out
 
 
 def export_per_chain(plan: RenderPlan, board: Storyboard, media_urls: dict[int, str],
@@ -151,25 +182,30 @@ def export_per_chain(plan: RenderPlan, board: Storyboard, media_urls: dict[int, 
     return timeline
 
 
-def _append_audio(timeline: otio.schema.Timeline, plan: RenderPlan, board: Storyboard) -> None:
-    """The storyboard's soundtrack as an audio track: one clip from its in-point, trimmed to the film."""
+def _append_audio(timeline: otio.schema.Timeline, plan: RenderPlan, board: Storyboard,
+                  ranges: Sequence[tuple[int, int]] | None = None) -> None:
+    """The storyboard's soundtrack as an audio track: one clip from its in-point, trimmed to the
+    film (or, for a part, one clip per range: the soundtrack under those film frames)."""
     if board.audio is None:
         return
     audio = board.audio
     fps = plan.fps
     path = board.resolve(audio.file).resolve()
-    start = otio.opentime.RationalTime(audio.offset.to_frames(fps), fps)
-    clip = otio.schema.Clip(
-        name=Path(audio.file).name,
-        # The range the film uses: editors' XML formats need one, and probing the file is not this module's job.
-        media_reference=otio.schema.ExternalReference(
-            target_url=otio.url_utils.url_from_filepath(str(path)),
-            available_range=_range(0, start.to_frames() + plan.total_frames, fps)),
-        source_range=otio.opentime.TimeRange(start, otio.opentime.RationalTime(plan.total_frames, fps)),
-        metadata={"composer": {"kind": "audio", **audio.model_dump(mode="json"), "file_path": str(path)}},
-    )
+    offset = audio.offset.to_frames(fps)
+    # The range the film uses: editors' XML formats need one, and probing the file is not this module's job.
+    available = _range(0, offset + plan.total_frames, fps)
     track = otio.schema.Track(name="audio", kind=otio.schema.TrackKind.Audio)
-    track.append(clip)
+    for a, b in ranges if ranges is not None else [(0, plan.total_frames)]:
+        meta = {"kind": "audio", **audio.model_dump(mode="json"), "file_path": str(path)}
+        if ranges is not None:
+            meta["film_range"] = [a, b]
+        track.append(otio.schema.Clip(
+            name=Path(audio.file).name,
+            media_reference=otio.schema.ExternalReference(
+                target_url=otio.url_utils.url_from_filepath(str(path)), available_range=available),
+            source_range=_range(offset + a, b - a, fps),
+            metadata={"composer": meta},
+        ))
     timeline.tracks.append(track)
 
 

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import functools
 import json
+import shlex
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 from collections.abc import Callable
@@ -113,6 +116,29 @@ def backend_option(fn: Callable[..., Any]) -> Callable[..., Any]:
                              "or a backend an installed package registers.")(fn)
 
 
+def mode_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--mode", type=click.Choice(["sequential", "bridged"]), default=None,
+                        help="How a chain's segments depend on each other (default: the storyboard's "
+                             "defaults.render.mode, else sequential). bridged: anchors in parallel, then "
+                             "bridges between them; see the README.")(fn)
+
+
+def mode_summary(b: Any) -> list[str]:
+    """One line per render mode: its requests, cost and critical path (the storyboard's mode first)."""
+    from ..planner import plan, with_mode
+
+    ours = b.defaults.render.mode
+    lines = []
+    for mode in (ours, "bridged" if ours == "sequential" else "sequential"):
+        p = plan(with_mode(b, mode))
+        skeletons = sum(1 for s in p.segments if s.role == "skeleton")
+        extra = f" ({skeletons} skeleton{'s' if skeletons != 1 else ''})" if skeletons else ""
+        lines.append(f"{'this plan' if mode == ours else 'other mode'}: {mode}: {p.requests} requests{extra}, "
+                     f"${p.estimated_cost_usd:.2f}, critical path {p.critical_path} "
+                     f"request{'s' if p.critical_path != 1 else ''}")
+    return lines
+
+
 def backend_options_for(name: str, **wanted: Any) -> dict[str, Any]:
     """The ``wanted`` options (None ones dropped) that backend ``name``'s constructor takes."""
     import inspect
@@ -191,20 +217,72 @@ def _ask_before_paying_twice(b: Any, backend_name: str, cache: Any, yes: bool) -
 @click.option("--range", "frame_range", default=None, metavar="START-END",
               help="Show only what rendering this part of the film needs, e.g. 00:10-00:25.")
 @click.option("--draft", is_flag=True, help="Plan the draft (480p, fewer steps) instead.")
+@click.option("--latency", type=click.FloatRange(0, min_open=True), default=None, metavar="SECONDS",
+              help="Seconds fal takes per request, for the wall-time estimate (default: what `composer doctor "
+                   "--live` last measured, else 30).")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=None,
+              help="Requests at once, as `composer render --jobs` (default: fal.concurrency, see README).")
+@mode_option
 @heal_option
 @handle_errors
 def plan_cmd(board: Path, as_json: bool, backend: str, cache_dir: str | None, scenes: tuple[str, ...],
-             frame_range: str | None, draft: bool, heal: int | None) -> None:
-    """Show the segments a render will generate, what it costs and how long the critical path is."""
+             frame_range: str | None, draft: bool, latency: float | None, jobs: int | None,
+             mode: str | None, heal: int | None) -> None:
+    """Show the segments a render will generate, what it costs, how long the critical path is and
+    about how long fal will take."""
+    from ..planner import with_mode
     from ..storyboard import load
 
-    b = load(board)
+    b = with_mode(load(board), mode)  # type: ignore[arg-type]
     heal = b.defaults.heal if heal is None else heal
     p, cached = _planned(b, backend, cache_dir, scenes, frame_range, draft, heal)
     if as_json:
         click.echo(p.to_json(), nl=False)
         return
     click.echo(render_plan_table(p, cached, heal=heal))
+    if not scenes and frame_range is None:
+        from ..planner import draft_board
+
+        click.echo("\n".join(mode_summary(draft_board(b) if draft else b)))
+    click.echo(wall_time_line(p, cached, latency=latency, jobs=jobs, cache_dir=cache_dir))
+
+
+def default_jobs(backend: str) -> int:
+    """``--jobs`` when not given: the fal account's concurrency for fal (more would only wait in
+    fal's queue), 2 for local backends (they share this machine's cores)."""
+    if backend == "fal":
+        from ..backends.fal_account import fal_concurrency
+
+        return fal_concurrency()[0]
+    return 2
+
+
+def wall_time_line(p: Any, cached: dict[int, bool] | None, *, latency: float | None, jobs: int | None,
+                   cache_dir: str | None) -> str:
+    """The estimated wall time on fal: the plan's uncached requests list-scheduled at a latency
+    under the account's concurrency (or ``jobs``, when fewer)."""
+    from ..backends.fal_account import DEFAULT_LATENCY_S, fal_concurrency, measured_latency
+    from ..rendering.cache import SegmentCache
+    from ..rendering.estimate import estimate
+
+    account, source = fal_concurrency()
+    if latency is not None:
+        latency_note = "--latency"
+    else:
+        latency = measured_latency(SegmentCache(cache_dir).root)
+        latency_note = "measured by doctor --live"
+        if latency is None:
+            latency, latency_note = DEFAULT_LATENCY_S, "assumed; `composer doctor --live` measures it"
+    at_once = min(jobs, account) if jobs is not None else account
+    note = f"fal.concurrency {account}: {source}"
+    if jobs is not None and jobs > account:
+        note += f"; --jobs {jobs}: the rest would wait in fal's queue"
+    elif jobs is not None and jobs < account:
+        note += f"; --jobs {jobs}"
+    done = {i for i, hit in (cached or {}).items() if hit}
+    est = estimate(p, latency_s=latency, concurrency=at_once, done=done)
+    return (f"wall time on fal at {latency:g} s per request ({latency_note}), {at_once} at once ({note}): "
+            f"{est.describe()}, assembly after")
 
 
 def _planned(b: Any, backend: str, cache_dir: str | None, scenes: tuple[str, ...], frame_range: str | None,
@@ -231,8 +309,8 @@ def _planned(b: Any, backend: str, cache_dir: str | None, scenes: tuple[str, ...
               help="The film to write (.mp4; .mov for prores/dnxhr).")
 @backend_option
 @cache_option
-@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=2, show_default=True,
-              help="Independent chains rendered at once.")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=None,
+              help="Requests at once (default: fal.concurrency for --backend fal, see README; 2 otherwise).")
 @click.option("--max-cost", type=click.FloatRange(0), default=None,
               help="Budget in USD: a render whose uncached part costs more is refused before anything is spent.")
 @click.option("--allow-partial", is_flag=True,
@@ -253,18 +331,19 @@ def _planned(b: Any, backend: str, cache_dir: str | None, scenes: tuple[str, ...
 @heal_option
 @click.option("--yes", "-y", is_flag=True, help="Pay again without asking where an interrupted run may already have "
                                                "paid (a submit whose id was lost, a result fal no longer keeps).")
+@mode_option
 @handle_errors
-def render(board: Path, output: Path, backend: str, cache_dir: str | None, jobs: int, max_cost: float | None,
+def render(board: Path, output: Path, backend: str, cache_dir: str | None, jobs: int | None, max_cost: float | None,
            allow_partial: bool, retries: int, codec: str, drift: float | None, scenes: tuple[str, ...], frame_range: str | None,
            draft: bool, per_chain: bool, no_review: bool, dry_run: bool, quiet: bool, heal: int | None,
-           yes: bool) -> None:
+           yes: bool, mode: str | None) -> None:
     """Render BOARD into one film, reusing every segment already in the cache."""
-    from ..planner import draft_board
+    from ..planner import draft_board, with_mode
     from ..rendering import render as run_render
     from ..rendering.progress import Progress
     from ..storyboard import load
 
-    b = load(board)
+    b = with_mode(load(board), mode)  # type: ignore[arg-type]
     if draft:
         b = draft_board(b)
     frames = None
@@ -272,34 +351,111 @@ def render(board: Path, output: Path, backend: str, cache_dir: str | None, jobs:
         frames = parse_range(frame_range, b.output.fps)
     if dry_run:
         heal = b.defaults.heal if heal is None else heal
-        click.echo(render_plan_table(*_planned(load(board), backend, cache_dir, scenes, frame_range, draft, heal),
-                                     heal=heal))
+        planned = _planned(with_mode(load(board), mode), backend, cache_dir,  # type: ignore[arg-type]
+                           scenes, frame_range, draft, heal)
+        click.echo(render_plan_table(*planned, heal=heal))
+        click.echo(wall_time_line(*planned, latency=None, jobs=jobs, cache_dir=cache_dir))
         return
+    if jobs is None:
+        jobs = default_jobs(backend)
     options = backend_options_for(backend, retries=retries, drift=drift)
     from ..rendering.cache import SegmentCache
 
     cache = SegmentCache(cache_dir, writable=True)
     _ask_before_paying_twice(b, backend, cache, yes)
     progress = Progress(quiet=quiet)
-    try:
-        result = run_render(b, output, backend=backend, cache=cache, jobs=jobs, max_cost=max_cost,
-                            on_event=progress, codec=codec, backend_options=options,
-                            scenes=list(scenes) or None, frame_range=frames, per_chain=per_chain,
-                            review=not no_review, allow_partial=allow_partial, heal=heal)
-    finally:
-        progress.close()
+    with CtrlC(progress) as ctrl_c:
+        try:
+            result = ctrl_c.run(run_render, b, output, backend=backend, cache=cache, jobs=jobs, max_cost=max_cost,
+                                on_event=ctrl_c, cancel=ctrl_c.cancel, codec=codec, backend_options=options,
+                                scenes=list(scenes) or None, frame_range=frames, per_chain=per_chain,
+                                review=not no_review, allow_partial=allow_partial, heal=heal)
+        except (ComposerError, KeyboardInterrupt):
+            if not ctrl_c.cancel.is_set():
+                raise
+            progress.close()
+            click.echo(ctrl_c.summary(), err=True)
+            sys.exit(130)
+        finally:
+            progress.close()
     written = int(result.assembly.get("frames", result.plan.total_frames))
     if frames is not None and frames[1] > result.plan.total_frames and not quiet:
         click.echo(f"note: --range ends after the film ({format_frames(result.plan.total_frames, result.plan.fps)}); "
                    "wrote up to the film's end", err=True)
     if not quiet:
         part = "" if written == result.plan.total_frames else f" of the film's {result.plan.total_frames}"
+        pieces = len(result.assembly.get("ranges") or ())
+        if pieces > 1:
+            part += f" in {pieces} pieces joined by cuts"
         click.echo(
             f"wrote {result.output} ({written} frames{part}, "
             f"{format_frames(written, result.plan.fps)}): "
             f"{result.generated} generated, {result.cached} from cache, cost ${result.cost_usd:.2f}; manifest {result.manifest}"
             + (f"; review page {result.review}" if result.review else "")
         )
+
+
+class CtrlC:
+    """Ctrl-C during a render: the first asks the render to stop, the segments finished so far
+    staying in the cache, and quiets its progress (what the stopped segments would report is
+    noise); a second stops at once. ``summary`` is the one line to print then."""
+
+    def __init__(self, progress: Callable[[Any], None]) -> None:
+        self.cancel = threading.Event()
+        self.progress = progress
+        self.needed = self.safe = 0
+        self._lock = threading.Lock()
+        self._previous: Any = None
+
+    def __call__(self, event: Any) -> None:
+        from ..events import RenderStarted, SegmentDone
+
+        with self._lock:  # events come from the chains' threads
+            if isinstance(event, RenderStarted):
+                self.needed = event.segments
+            elif isinstance(event, SegmentDone):
+                self.safe += 1  # generated or found: in the cache either way
+        if not self.cancel.is_set():
+            self.progress(event)
+
+    def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)`` on a thread while this one waits for Ctrl-C: the kernel hands
+        SIGINT to any thread, and Python runs the handler only when the main thread next runs
+        Python code, which a thread blocked on a lock (the scheduler's pool) never does."""
+        outcome: dict[str, Any] = {}
+
+        def call() -> None:
+            try:
+                outcome["value"] = fn(*args, **kwargs)
+            except BaseException as exc:  # noqa: BLE001 -- handed to the waiting thread as it is
+                outcome["error"] = exc
+
+        # a daemon: after a second Ctrl-C the process exits without waiting for it
+        worker = threading.Thread(target=call, name="render", daemon=True)
+        worker.start()
+        while worker.is_alive():
+            worker.join(0.1)
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["value"]
+
+    def _interrupt(self, signum: int, frame: Any) -> None:
+        if self.cancel.is_set():
+            raise KeyboardInterrupt
+        self.cancel.set()
+
+    def __enter__(self) -> CtrlC:
+        self._previous = signal.signal(signal.SIGINT, self._interrupt)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        signal.signal(signal.SIGINT, self._previous)
+
+    def summary(self) -> str:
+        # the same command resumes: what is in the cache is neither generated nor paid for again
+        command = shlex.join(["composer", *sys.argv[1:]])
+        return (f"interrupted: {self.safe} of {self.needed} segments are safe in the cache; "
+                f"resume with: {command}")
 
 
 def parse_range(text: str, fps: int) -> tuple[int, int]:
@@ -373,10 +529,15 @@ def render_plan_table(p: Any, cached: dict[int, bool] | None = None, heal: int =
         conds = []
         for c in s.conditioning:
             if c.kind == "video":
-                conds.append(f"tail#{c.source.split(':')[1]}x{c.num_frames}")
+                what, parent = c.source.split(":", 1)
+                conds.append(f"{what}#{parent}x{c.num_frames}")
             else:
                 conds.append(f"img@{c.start_frame}")
         span = f"{format_frames(s.shown_start, p.fps)}–{format_frames(s.shown_end, p.fps)}"
+        if s.role == "skeleton":
+            span = f"skeleton, {s.request['frame_rate']} fps"
+        elif s.role != "chain":
+            span = f"{span} {s.role}"
         prompt = s.prompt if len(s.prompt) <= 48 else s.prompt[:47] + "…"
         row = f"{s.index:>4} {s.chain:>5} {s.scene[:14]:<14} {span:<27} {s.num_frames:>6}  {', '.join(conds)[:22]:<22} "
         if cached is not None:

@@ -3,6 +3,9 @@
 ``ffmpeg_exe()`` picks the binary (``$COMPOSER_FFMPEG``, then a system ffmpeg,
 then imageio-ffmpeg's); ``run_ffmpeg`` runs one command and turns failures into
 ``MediaError``; ``StderrTail`` drains a child's stderr so it can never block.
+Every ffmpeg child starts in a session of its own (``start_new_session=True``):
+Ctrl-C in the terminal then reaches composer alone, which stops its children
+itself, instead of each child dying first and reporting its temporary file.
 """
 from __future__ import annotations
 
@@ -120,7 +123,7 @@ def run_ffmpeg(args: Sequence[str], *, what: str, path: Path | str | None = None
     """
     cmd = ffmpeg_cmd(*args)
     try:
-        proc = subprocess.run(cmd, capture_output=True, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(cmd, capture_output=True, stdin=subprocess.DEVNULL, start_new_session=True)
     except OSError as exc:
         raise MediaError(f"{what}: cannot run ffmpeg ({exc})") from exc
     if proc.returncode != 0:

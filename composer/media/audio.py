@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,8 @@ class AudioInfo:
     sample_rate: int | None
     duration: float | None
 
+
+RATE = 48000  # the soundtrack's sample rate in every film we write
 
 _IMAGE_CODECS = {"png", "mjpeg", "bmp", "webp", "gif", "tiff", "jpeg2000"}
 
@@ -79,7 +82,8 @@ def check_audio(path: str | Path) -> AudioInfo:
         raise MediaError(f"{path}: not audio (a text file)")
     cmd = ffmpeg_cmd("-xerror", "-i", file_arg(path), "-map", "0:a:0", "-t", "1", "-f", "null", "-")
     try:
-        proc = subprocess.run(cmd, capture_output=True, stdin=subprocess.DEVNULL, timeout=60)
+        proc = subprocess.run(cmd, capture_output=True, stdin=subprocess.DEVNULL, timeout=60,
+                              start_new_session=True)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise MediaError(f"{path}: cannot check with ffmpeg ({exc})") from exc
     stderr = proc.stderr.decode("utf-8", "replace")
@@ -93,7 +97,8 @@ def check_audio(path: str | Path) -> AudioInfo:
 
 def _has_audio_stream(path: Path) -> bool:
     """Whether ``path`` holds an audio stream (files without video are fine here)."""
-    proc = subprocess.run(ffmpeg_cmd("-i", file_arg(path)), capture_output=True, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(ffmpeg_cmd("-i", file_arg(path)), capture_output=True, stdin=subprocess.DEVNULL,
+                          start_new_session=True)
     text = proc.stderr.decode("utf-8", "replace")
     if "Input #0" not in text:
         return False
@@ -103,9 +108,14 @@ def _has_audio_stream(path: Path) -> bool:
 def audio_filter(
     *, offset_s: float = 0.0, start_s: float = 0.0, volume: float = 1.0,
     fade_in_s: float = 0.0, fade_out_s: float = 0.0, duration_s: float,
+    spans_s: Sequence[tuple[float, float]] | None = None,
 ) -> str:  # fmt: skip
-    """The ``-filter_complex`` chain ``mux_audio`` applies to input 1's audio."""
-    steps = [f"atrim=start={offset_s:.6f}", "asetpts=PTS-STARTPTS", "aresample=48000"]
+    """The ``-filter_complex`` chain ``mux_audio`` applies to input 1's audio.
+
+    Fades sit at the ends of the ``duration_s`` timeline; ``spans_s`` then cuts
+    pieces of it out, joined by hard cuts (a part of a film keeps the film's audio as is).
+    """
+    steps = [f"atrim=start={offset_s:.6f}", "asetpts=PTS-STARTPTS", f"aresample={RATE}"]
     if volume != 1.0:
         steps.append(f"volume={volume:.6f}")
     if fade_in_s > 0:
@@ -116,7 +126,19 @@ def audio_filter(
     if fade_out_s > 0:
         fade = min(fade_out_s, duration_s)
         steps.append(f"afade=t=out:st={duration_s - fade:.6f}:d={fade:.6f}")
-    return "[1:a:0]" + ",".join(steps) + "[aout]"
+    graph = "[1:a:0]" + ",".join(steps)
+    if not spans_s:
+        return graph + "[aout]"
+    # cut on samples, not timestamps: the pieces then add up to exactly the video's length
+    cuts = [f"atrim=start_sample={round(a * RATE)}:end_sample={round(b * RATE)},asetpts=PTS-STARTPTS"
+            for a, b in spans_s]
+    if len(cuts) == 1:
+        return f"{graph},{cuts[0]}[aout]"
+    n = len(cuts)
+    split = f"{graph},asplit={n}" + "".join(f"[s{i}]" for i in range(n))
+    pieces = [f"[s{i}]{cut}[p{i}]" for i, cut in enumerate(cuts)]
+    joined = "".join(f"[p{i}]" for i in range(n)) + f"concat=n={n}:v=0:a=1[aout]"
+    return ";".join([split, *pieces, joined])
 
 
 def mux_audio(
@@ -130,6 +152,7 @@ def mux_audio(
     fade_in_s: float = 0.0,
     fade_out_s: float = 0.0,
     duration_s: float | None = None,
+    spans_s: Sequence[tuple[float, float]] | None = None,
     bitrate: str = "192k",
 ) -> Path:
     """Write ``out_path``: ``video_path``'s video (copied) with ``audio_path`` as its soundtrack.
@@ -137,7 +160,10 @@ def mux_audio(
     ``offset_s`` skips that much of the audio file (its in-point); ``start_s``
     delays the audio on the video's timeline; ``volume`` is a linear gain; fades
     are in seconds. The audio is cut, or padded with silence, to ``duration_s``
-    (default: the video's duration), and so is the output.
+    (default: the video's duration), and so is the output. ``spans_s``: the output
+    carries only these ``(start, end)`` pieces of that timeline (seconds, fades
+    included where they fall), one after another with hard cuts; the output's
+    length is then their sum.
     """
     video_path, audio_path, out_path = Path(video_path), Path(audio_path), Path(out_path)
     if offset_s < 0 or start_s < 0 or fade_in_s < 0 or fade_out_s < 0 or volume < 0:
@@ -153,9 +179,12 @@ def mux_audio(
         duration_s = probe(video_path).duration
     if duration_s <= 0:
         raise ValueError("duration_s must be > 0")
+    if spans_s is not None and any(not 0 <= a < b <= duration_s + 1e-9 for a, b in spans_s):
+        raise ValueError("spans_s must be (start, end) pieces of 0..duration_s, start < end")
+    length = sum(b - a for a, b in spans_s) if spans_s else duration_s
     graph = audio_filter(
         offset_s=offset_s, start_s=start_s, volume=volume,
-        fade_in_s=fade_in_s, fade_out_s=fade_out_s, duration_s=duration_s,
+        fade_in_s=fade_in_s, fade_out_s=fade_out_s, duration_s=duration_s, spans_s=spans_s,
     )  # fmt: skip
     args = [
         "-v", "error", "-y",
@@ -163,7 +192,7 @@ def mux_audio(
         "-filter_complex", graph,
         "-map", "0:v:0", "-map", "[aout]",
         "-c:v", "copy", "-c:a", "aac", "-b:a", bitrate,
-        "-t", f"{duration_s:.6f}",
+        "-t", f"{length:.6f}",
         "-movflags", "+faststart",
         file_arg(out_path),
     ]  # fmt: skip

@@ -232,7 +232,7 @@ def image_from_bytes(data: bytes, *, name: str = "<bytes>") -> np.ndarray:
 def _decode_with_ffmpeg(data: bytes, name: str) -> np.ndarray:
     """Formats OpenCV cannot read (AVIF, some TIFFs, …): decode one frame with ffmpeg as PNG."""
     cmd = ffmpeg_cmd("-v", "error", "-i", "pipe:0", "-frames:v", "1", "-f", "image2pipe", "-c:v", "png", "-")
-    proc = subprocess.run(cmd, input=data, capture_output=True)
+    proc = subprocess.run(cmd, input=data, capture_output=True, start_new_session=True)
     arr = cv2.imdecode(np.frombuffer(proc.stdout, np.uint8), cv2.IMREAD_COLOR) if proc.stdout else None
     if proc.returncode != 0 or arr is None:
         raise MediaError(f"{name}: not a readable image ({last_line(proc.stderr.decode('utf-8', 'replace'))})")

@@ -205,7 +205,7 @@ def probe(path: str | Path) -> VideoInfo:
         raise MediaError(f"{path}: {problem}")
     cmd = ffmpeg_cmd("-xerror", "-i", file_arg(path), "-map", "0:v:0", "-c", "copy", "-f", "framecrc", "-")
     try:
-        proc = subprocess.run(cmd, capture_output=True, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(cmd, capture_output=True, stdin=subprocess.DEVNULL, start_new_session=True)
     except OSError as exc:
         raise MediaError(f"{path}: cannot run ffmpeg ({exc})") from exc
     stderr = proc.stderr.decode("utf-8", "replace")

@@ -162,7 +162,8 @@ class VideoReader:
             return
         try:
             self._proc = subprocess.Popen(
-                self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0
+                self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0,
+                start_new_session=True,
             )
         except OSError as exc:
             raise MediaError(f"{self.path}: cannot run ffmpeg ({exc})") from exc

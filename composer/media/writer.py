@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import secrets
 import subprocess
 from collections.abc import Iterable, Iterator, Sequence
@@ -174,7 +175,8 @@ class VideoWriter:
             raise MediaError(f"{self.audio}: no such file")
         try:
             self._proc = subprocess.Popen(
-                self.command(), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, bufsize=0
+                self.command(), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, bufsize=0,
+                start_new_session=True,
             )
         except OSError as exc:
             raise MediaError(f"{self.path}: cannot run ffmpeg ({exc})") from exc
@@ -307,6 +309,19 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         if exc.errno != errno.ENOSPC:
             raise
         raise NoSpaceError(path, f"{Path(path).parent} is full, the existing file is untouched") from exc
+    except MediaError as exc:
+        # ffmpeg's failures name the file it was given: the temporary (and the files made beside
+        # it). The user gave ``path``: name that, whatever the message.
+        exc.args = (user_named(str(exc), path), *exc.args[1:])
+        raise
+
+
+def user_named(message: str, path: str | Path) -> str:
+    """``message`` with every temporary name ``atomic_output`` makes for ``path`` (and the
+    files derived from it) replaced by ``path`` itself."""
+    path = Path(path)
+    temporary = re.compile(r"(?:file:)?[^\s'\"()\[\]]*?\." + re.escape(path.name) + r"\.partial-[\w.-]*")
+    return temporary.sub(lambda _: str(path), message)
 
 
 def write_clip(

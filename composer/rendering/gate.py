@@ -87,11 +87,18 @@ def rank_manifest(manifest: Mapping[str, Any], t: Thresholds = Thresholds()) -> 
     """The seams of a rendered film, worst first: segment, film frame, measures, failures, and the
     seam gate's decision at render time (``gate``, None when it did not judge that seam)."""
     out = manifest["output"]
-    first = int(out.get("range", [0, out["frames"]])[0])
     segs = manifest["plan"]["segments"]
-    seams = {s["seam_frame"] - first: s["index"] for s in segs if s.get("depends_on") is not None}
+    seams: dict[int, tuple[int, int]] = {}  # frame in the file → (segment, film frame)
+    at = 0  # a part holds its film ranges one after another: a seam is measured inside its own range only
+    lo, hi = min(COLOUR_BEFORE[0], -MOTION_AROUND - 1), max(COLOUR_AFTER[1], MOTION_AROUND + 1)
+    for a, b in out.get("ranges") or [out.get("range") or [0, out["frames"]]]:
+        for s in segs:
+            g = s["seam_frame"]
+            if s.get("depends_on") is not None and a <= g + lo and g + hi <= b:
+                seams[at + g - a] = (s["index"], g)
+        at += b - a
     measured = measure_film(Path(out["path"]), sorted(seams))
     gates = {s.get("index"): s.get("gate") for s in manifest.get("segments", [])}
-    rows = [{"segment": seams[g], "film_frame": g + first, "measures": m.to_dict(), "severity": severity(m, t),
-             "failures": failures(m, t), "gate": gates.get(seams[g])} for g, m in measured.items()]
+    rows = [{"segment": seams[g][0], "film_frame": seams[g][1], "measures": m.to_dict(), "severity": severity(m, t),
+             "failures": failures(m, t), "gate": gates.get(seams[g][0])} for g, m in measured.items()]
     return sorted(rows, key=lambda r: -r["severity"])

@@ -116,6 +116,8 @@ class SeamGate:
                  emit: Callable[[Event], None], thresholds: Thresholds | None = None):
         if not 0 <= heal <= HEAL_MAX:
             raise ComposerError(f"heal must be 0–{HEAL_MAX} re-rolls per seam, got {heal}")
+        if getattr(plan, "mode", "sequential") == "bridged":
+            heal = 0  # the gate judges sequential chains only: a bridge's seams have two parents
         self.plan, self.board, self.cache, self.heal = plan, board, cache, heal
         self.emit, self.thresholds = emit, thresholds or Thresholds()
         self.slots: dict[int, str] = {}  # segment -> the planned (take 0) key
@@ -286,5 +288,7 @@ class SeamGate:
 
 def extra_requests(plan: RenderPlan, heal: int) -> tuple[int, float]:
     """The most a seam gate with ``heal`` can add: requests and their list price."""
+    if getattr(plan, "mode", "sequential") == "bridged":
+        return 0, 0.0
     seams = [s for s in plan.segments if s.depends_on is not None]
     return heal * len(seams), round(heal * sum(s.cost_usd for s in seams), 6)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..backends import Backend, get_backend
-from ..errors import Cancelled, ComposerError, RenderFailed
+from ..errors import Cancelled, ComposerError, MediaError, RenderFailed
 from ..events import Event, RenderFinished, RenderStarted
 from ..manifest import board_timeline, manifest_path_for, write_manifest
 from ..planner import RenderPlan, draft_board, frame_range_segments
@@ -162,10 +162,13 @@ def resolve_board(board: Storyboard | RenderPlan | str | Path) -> Storyboard:
 
 
 def partial(plan: RenderPlan, scenes: Sequence[str] | None,
-            frame_range: tuple[int, int] | None) -> tuple[tuple[int, int] | None, set[int] | None]:
-    """The film frames a partial render writes and the segments it needs (None, None: everything)."""
-    part = part_range(plan, scenes, frame_range)
-    return part, (frame_range_segments(plan, *part) if part is not None else None)
+            frame_range: tuple[int, int] | None) -> tuple[list[tuple[int, int]] | None, set[int] | None]:
+    """The film ranges a partial render writes (in film order) and the segments they need
+    (None, None: everything)."""
+    part = part_ranges(plan, scenes, frame_range)
+    if part is None:
+        return None, None
+    return part, set().union(*(frame_range_segments(plan, a, b) for a, b in part))
 
 
 def schedule_segments(plan: RenderPlan, board: Storyboard, backend: Backend, cache: SegmentCache, workdir: Path,
@@ -186,7 +189,7 @@ def schedule_segments(plan: RenderPlan, board: Storyboard, backend: Backend, cac
     failed = [o for o in outcomes.values() if not o.ok]
     if failed:
         if opts.cancel is not None and opts.cancel.is_set():
-            raise Cancelled(f"cancelled: {len(plan.segments) - len(failed)} of {len(plan.segments)} segments "
+            raise Cancelled(f"cancelled: {len(outcomes) - len(failed)} of {len(outcomes)} segments "
                             f"are in the cache; run again to resume")
         emit(RenderFinished(None, len(failed)))
         raise RenderFailed(_failure_summary(plan, outcomes, opts.max_cost), [o.error or "" for o in failed])
@@ -194,27 +197,34 @@ def schedule_segments(plan: RenderPlan, board: Storyboard, backend: Backend, cac
 
 
 def assemble_film(plan: RenderPlan, board: Storyboard, outcomes: dict[int, SegmentOutcome], output: Path,
-                  part: tuple[int, int] | None, opts: RenderOptions, emit: Callable[[Event], None]) -> dict[str, Any]:
+                  part: list[tuple[int, int]] | None, opts: RenderOptions, emit: Callable[[Event], None]) -> dict[str, Any]:
     """Colour-match and stitch the segments into ``output``; the assembly report."""
     from ..assemble import assemble
 
     started = time.monotonic()
-    report = assemble(plan, _videos(outcomes), output, board=board,
-                      on_event=emit, cancel=opts.cancel, codec=opts.codec, frames=part, keep_samples=True)
+    try:
+        report = assemble(plan, _videos(outcomes), output, board=board,
+                          on_event=emit, cancel=opts.cancel, codec=opts.codec, frames=part, keep_samples=True)
+    except MediaError as exc:
+        if str(output) not in str(exc):  # say which film was not written, not only what broke
+            exc.args = (f"{output}: not written: {exc}",)
+        raise
     report["seconds"] = round(time.monotonic() - started, 3)
     return report
 
 
 def write_timelines(plan: RenderPlan, board: Storyboard, outcomes: dict[int, SegmentOutcome], output: Path,
-                    part: tuple[int, int] | None, opts: RenderOptions) -> dict[str, Any]:
-    """A whole film's OTIO timeline and per-chain files, as asked; what was written, for the report."""
+                    part: list[tuple[int, int]] | None, opts: RenderOptions) -> dict[str, Any]:
+    """The OTIO timeline of what was written (the film, or the part's ranges in its own time)
+    and, for a whole film, per-chain files, as asked; what was written, for the report."""
     written: dict[str, Any] = {}
-    if part is not None:
-        return written
     if opts.otio:
         from ..otio import export_timeline, write_otio
 
-        written["otio"] = str(write_otio(export_timeline(plan, board, output.name), output.with_suffix(".otio")))
+        timeline = export_timeline(plan, board, output.name, ranges=part)
+        written["otio"] = str(write_otio(timeline, output.with_suffix(".otio")))
+    if part is not None:
+        return written  # per-chain media are whole chains: a part has none of its own
     if opts.per_chain:
         written["chains"] = _write_chain_media(plan, board, outcomes, output, opts.codec)
     return written
@@ -270,8 +280,11 @@ def _write_chain_media(plan: RenderPlan, board: Storyboard, outcomes: dict[int, 
     return {"files": list(names.values()), "otio": str(timeline)}
 
 
-def part_range(plan: RenderPlan, scenes: Sequence[str] | None, frame_range: tuple[int, int] | None) -> tuple[int, int] | None:
-    """The film frames [start, end) a partial render writes, or None for the whole film."""
+def part_ranges(plan: RenderPlan, scenes: Sequence[str] | None,
+                frame_range: tuple[int, int] | None) -> list[tuple[int, int]] | None:
+    """The film frames a partial render writes, as ranges [start, end) in film order, or None
+    for the whole film. Scenes that touch or overlap make one range; ``frame_range`` with
+    ``scenes`` keeps the scenes' frames inside it."""
     if not scenes and frame_range is None:
         return None
     if scenes:
@@ -279,16 +292,23 @@ def part_range(plan: RenderPlan, scenes: Sequence[str] | None, frame_range: tupl
         missing = [s for s in scenes if s not in known]
         if missing:
             raise ComposerError(f"no scene {missing[0]!r} in the storyboard (scenes: {', '.join(known)})")
-        start = min(known[s].start_frame for s in scenes)
-        end = max(known[s].end_frame for s in scenes)
-        if frame_range is not None:
-            start, end = max(start, frame_range[0]), min(end, frame_range[1])
+        spans = sorted((known[s].start_frame, known[s].end_frame) for s in set(scenes))
     else:
-        start, end = frame_range or (0, plan.total_frames)  # not None here: checked above
-    start, end = max(0, start), min(plan.total_frames, end)
-    if end <= start:
+        spans = [frame_range or (0, plan.total_frames)]  # not None here: checked above
+    lo, hi = (max(0, frame_range[0]), frame_range[1]) if frame_range is not None else (0, plan.total_frames)
+    hi = min(hi, plan.total_frames)
+    ranges: list[tuple[int, int]] = []
+    for start, end in spans:
+        start, end = max(start, lo), min(end, hi)
+        if end <= start:
+            continue
+        if ranges and start <= ranges[-1][1]:
+            ranges[-1] = (ranges[-1][0], max(end, ranges[-1][1]))
+        else:
+            ranges.append((start, end))
+    if not ranges:
         raise ComposerError(f"the range selects no frames of a {plan.total_frames}-frame film")
-    return start, end
+    return ranges
 
 
 def _estimate(backend: Backend, segments: list[Any]) -> float:
@@ -355,7 +375,8 @@ def _manifest(board: Storyboard, plan: RenderPlan, backend: Backend, outcomes: d
         })
     return {
         "storyboard": {"source": board.source, "hash": plan.storyboard_hash, "title": board.title},
-        "output": {"path": str(output), "frames": report.get("frames"), "range": report.get("range"), "fps": plan.fps,
+        "output": {"path": str(output), "frames": report.get("frames"), "range": report.get("range"),
+                   "ranges": report.get("ranges"), "fps": plan.fps,
                    "width": plan.width, "height": plan.height, "codec": report.get("codec"),
                    "audio": report.get("audio")},
         "backend": backend.identity(),

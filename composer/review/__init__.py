@@ -93,13 +93,18 @@ def _read(path: Path) -> dict[str, Any]:
 def _thumbs(manifest: dict[str, Any], film: Path, folder: Path) -> dict[int, str]:
     """Extract into a fresh folder and swap it in, so a page never points at a stale thumbnail."""
     output = manifest.get("output") or {}
-    first, end = (output.get("range") or [0, None])[:2]
     fps = int(output.get("fps") or manifest["plan"]["fps"])
     staging = folder.with_name(f".{folder.name}.partial-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
+    wanted = wanted_frames(manifest)
     try:
-        names = extract_thumbs(film, wanted_frames(manifest), fps, staging, first_frame=int(first or 0),
-                               end_frame=int(end) if end is not None else None)
+        names: dict[int, str] = {}
+        at = 0  # a part holds its film ranges one after another
+        for first, end in output.get("ranges") or [(output.get("range") or [0, None])[:2]]:
+            inside = [f for f in wanted if f >= int(first or 0)]
+            names.update(extract_thumbs(film, inside, fps, staging, first_frame=int(first or 0) - at,
+                                        end_frame=int(end) if end is not None else None))
+            at += int(end) - int(first or 0) if end is not None else 0
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(staging, folder)
     except MediaError:

@@ -357,8 +357,9 @@ def build_page(manifest: Mapping[str, Any], thumbs: Mapping[int, str], *, video:
                f'{len(segments)} segments ({manifest.get("cache_hits", 0)} from cache, '
                f'{manifest.get("requests_made", 0)} requests) · cost ${float(manifest.get("cost_usd") or 0):.2f} · '
                f'backend {escape(str(manifest.get("backend", "?")))}')
-    if output.get("range") and list(output["range"]) != [0, plan["total_frames"]]:
-        summary += f' · this file holds film frames {output["range"][0]}–{output["range"][1]}'
+    ranges = output.get("ranges") or ([output["range"]] if output.get("range") else [])
+    if ranges and [list(r) for r in ranges] != [[0, plan["total_frames"]]]:
+        summary += " · this file holds film frames " + ", ".join(f"{a}–{b}" for a, b in ranges)
     parts = [
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">",
         '<meta name="viewport" content="width=device-width,initial-scale=1">',
