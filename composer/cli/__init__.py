@@ -149,18 +149,29 @@ def backend_options_for(name: str, **wanted: Any) -> dict[str, Any]:
     return {k: v for k, v in wanted.items() if v is not None and k in params}
 
 
-def _plan_keys(board_obj: Any, p: Any, backend_name: str, cache: Any) -> dict[int, str]:
+def heal_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--heal", type=click.IntRange(0, 5), default=None, metavar="N",
+                        help="Seam gate: re-roll a segment whose seam fails up to N times with a new seed, keeping "
+                             "the best take (default: the storyboard's defaults.heal, else 0). Each re-roll is a "
+                             "request, within --max-cost.")(fn)
+
+
+def _plan_keys(board_obj: Any, p: Any, backend_name: str, cache: Any, heal: int = 0) -> dict[int, str]:
     from ..backends import get_backend
+    from ..rendering.heal import SeamGate
     from ..rendering.scheduler import MediaResolver, compute_keys
 
-    return compute_keys(p, board_obj, get_backend(backend_name), MediaResolver(board_obj, p, cache))
+    # with the gate on, a segment's key is its kept take's (what its successors chain on)
+    gate = SeamGate(p, board_obj, cache, heal, lambda e: None)
+    return compute_keys(p, board_obj, get_backend(backend_name), MediaResolver(board_obj, p, cache),
+                        gate.resolve if gate.on else None)
 
 
-def _cached_map(board_obj: Any, p: Any, backend_name: str, cache_dir: str | None) -> dict[int, bool]:
+def _cached_map(board_obj: Any, p: Any, backend_name: str, cache_dir: str | None, heal: int = 0) -> dict[int, bool]:
     from ..rendering.cache import SegmentCache
 
     cache = SegmentCache(cache_dir)
-    return {i: cache.has(k) for i, k in _plan_keys(board_obj, p, backend_name, cache).items()}
+    return {i: cache.has(k) for i, k in _plan_keys(board_obj, p, backend_name, cache, heal).items()}
 
 
 def _ask_before_paying_twice(b: Any, backend_name: str, cache: Any, yes: bool) -> None:
@@ -212,21 +223,23 @@ def _ask_before_paying_twice(b: Any, backend_name: str, cache: Any, yes: bool) -
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=None,
               help="Requests at once, as `composer render --jobs` (default: fal.concurrency, see README).")
 @mode_option
+@heal_option
 @handle_errors
 def plan_cmd(board: Path, as_json: bool, backend: str, cache_dir: str | None, scenes: tuple[str, ...],
              frame_range: str | None, draft: bool, latency: float | None, jobs: int | None,
-             mode: str | None) -> None:
+             mode: str | None, heal: int | None) -> None:
     """Show the segments a render will generate, what it costs, how long the critical path is and
     about how long fal will take."""
     from ..planner import with_mode
     from ..storyboard import load
 
     b = with_mode(load(board), mode)  # type: ignore[arg-type]
-    p, cached = _planned(b, backend, cache_dir, scenes, frame_range, draft)
+    heal = b.defaults.heal if heal is None else heal
+    p, cached = _planned(b, backend, cache_dir, scenes, frame_range, draft, heal)
     if as_json:
         click.echo(p.to_json(), nl=False)
         return
-    click.echo(render_plan_table(p, cached))
+    click.echo(render_plan_table(p, cached, heal=heal))
     if not scenes and frame_range is None:
         from ..planner import draft_board
 
@@ -273,7 +286,7 @@ def wall_time_line(p: Any, cached: dict[int, bool] | None, *, latency: float | N
 
 
 def _planned(b: Any, backend: str, cache_dir: str | None, scenes: tuple[str, ...], frame_range: str | None,
-             draft: bool) -> tuple[Any, dict[int, bool]]:
+             draft: bool, heal: int = 0) -> tuple[Any, dict[int, bool]]:
     """The plan a render with these options would run (only the segments its part needs) and its cache hits."""
     from ..planner import draft_board, plan
     from ..rendering.pipeline import partial
@@ -283,7 +296,7 @@ def _planned(b: Any, backend: str, cache_dir: str | None, scenes: tuple[str, ...
     frames = parse_range(frame_range, b.output.fps) if frame_range is not None else None
     p = plan(b)
     _, needed = partial(p, list(scenes), frames)
-    cached = _cached_map(b, p, backend, cache_dir)
+    cached = _cached_map(b, p, backend, cache_dir, heal)
     if needed is not None:
         cached = {i: v for i, v in cached.items() if i in needed}
         p = p.only(needed)
@@ -315,14 +328,15 @@ def _planned(b: Any, backend: str, cache_dir: str | None, scenes: tuple[str, ...
 @click.option("--no-review", is_flag=True, help="Do not write FILM.review.html (the review page).")
 @click.option("--dry-run", is_flag=True, help="Show what would be generated and what it would cost; generate nothing.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only errors.")
+@heal_option
 @click.option("--yes", "-y", is_flag=True, help="Pay again without asking where an interrupted run may already have "
                                                "paid (a submit whose id was lost, a result fal no longer keeps).")
 @mode_option
 @handle_errors
 def render(board: Path, output: Path, backend: str, cache_dir: str | None, jobs: int | None, max_cost: float | None,
            allow_partial: bool, retries: int, codec: str, drift: float | None, scenes: tuple[str, ...], frame_range: str | None,
-           draft: bool, per_chain: bool, no_review: bool, dry_run: bool, quiet: bool, yes: bool,
-           mode: str | None) -> None:
+           draft: bool, per_chain: bool, no_review: bool, dry_run: bool, quiet: bool, heal: int | None,
+           yes: bool, mode: str | None) -> None:
     """Render BOARD into one film, reusing every segment already in the cache."""
     from ..planner import draft_board, with_mode
     from ..rendering import render as run_render
@@ -336,9 +350,10 @@ def render(board: Path, output: Path, backend: str, cache_dir: str | None, jobs:
     if frame_range is not None:
         frames = parse_range(frame_range, b.output.fps)
     if dry_run:
+        heal = b.defaults.heal if heal is None else heal
         planned = _planned(with_mode(load(board), mode), backend, cache_dir,  # type: ignore[arg-type]
-                           scenes, frame_range, draft)
-        click.echo(render_plan_table(*planned))
+                           scenes, frame_range, draft, heal)
+        click.echo(render_plan_table(*planned, heal=heal))
         click.echo(wall_time_line(*planned, latency=None, jobs=jobs, cache_dir=cache_dir))
         return
     if jobs is None:
@@ -354,7 +369,7 @@ def render(board: Path, output: Path, backend: str, cache_dir: str | None, jobs:
             result = ctrl_c.run(run_render, b, output, backend=backend, cache=cache, jobs=jobs, max_cost=max_cost,
                                 on_event=ctrl_c, cancel=ctrl_c.cancel, codec=codec, backend_options=options,
                                 scenes=list(scenes) or None, frame_range=frames, per_chain=per_chain,
-                                review=not no_review, allow_partial=allow_partial)
+                                review=not no_review, allow_partial=allow_partial, heal=heal)
         except (ComposerError, KeyboardInterrupt):
             if not ctrl_c.cancel.is_set():
                 raise
@@ -498,7 +513,7 @@ def cache_prune(cache_dir: str | None, older_than: float | None, max_size: float
     click.echo(f"removed {removed} segment(s)")
 
 
-def render_plan_table(p: Any, cached: dict[int, bool] | None = None) -> str:
+def render_plan_table(p: Any, cached: dict[int, bool] | None = None, heal: int = 0) -> str:
     """A readable table of a RenderPlan (and which segments are cached, when known)."""
     lines = []
     title = f"{p.title}: " if p.title else ""
@@ -540,6 +555,12 @@ def render_plan_table(p: Any, cached: dict[int, bool] | None = None) -> str:
             f"cached: {len(p.segments) - len(todo)}/{len(p.segments)}; a render would still make "
             f"{len(todo)} request{'s' if len(todo) != 1 else ''} (${sum(s.cost_usd for s in todo):.2f})"
         )
+    if heal:
+        from ..rendering.heal import extra_requests
+
+        k, usd = extra_requests(p, heal)
+        lines.append(f"seam gate: heal {heal}: up to +{k} request{'s' if k != 1 else ''}, ${usd:.2f} "
+                     f"(re-rolls of seams that fail, within --max-cost)")
     for snap in p.snaps:
         lines.append(
             f"note: scene '{snap.scene}' keyframe {snap.keyframe} moved from frame {snap.wanted_frame} to "

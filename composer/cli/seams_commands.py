@@ -1,5 +1,5 @@
 """CLI command ``composer seams``: a rendered film's seams measured, worst first, with the
-``composer reroll`` command for each one that fails the gate's thresholds.
+seam gate's decision where it judged one and the ``composer reroll`` command for each that fails.
 """
 from __future__ import annotations
 
@@ -34,6 +34,11 @@ def seams(manifest: Path, as_json: bool) -> None:
         verdict = "FAIL" if r["failures"] else "ok"
         click.echo(f"{verdict:4s} segment {r['segment']:3d} at frame {r['film_frame']:6d}: colour {m['colour']:.2f} ΔE, "
                    f"motion jump {m['motion']['jump']:.2f} px, sharpness {m['sharpness']:.2f}")
+        gate = r.get("gate")
+        if gate:
+            kept = gate["kept"]
+            click.echo(f"     seam gate: {gate['decision']}, kept take {kept['take']} (seed {kept['seed']}), "
+                       f"{len(gate.get('rejected', []))} rejected")
         if r["failures"]:
             click.echo(f"     {'; '.join(r['failures'])}\n     composer reroll {board} {r['segment']}")
     if not rows:

@@ -1,11 +1,11 @@
 """The seam gate's judgement: thresholds on a seam's colour, motion and sharpness steps, and a
-film's seams measured and ranked worst first (``composer seams``). The re-roll loop that would use
-it between segments is not wired into the scheduler yet.
+film's seams measured and ranked worst first (``composer seams``). The re-roll loop that uses it
+between segments is ``rendering.heal``.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,9 @@ class Thresholds:
     motion_jump: float = 0.8  # pixels of flow off the motion around the seam
     sharpness_low: float = 0.45  # after / before
     sharpness_high: float = 1.8
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
 
 
 def failures(m: SeamMeasures, t: Thresholds = Thresholds()) -> list[str]:
@@ -44,7 +47,14 @@ def severity(m: SeamMeasures, t: Thresholds = Thresholds()) -> float:
     return float(max(m.colour / t.colour, m.motion.jump / t.motion_jump, sharp))
 
 
-class _Sparse:
+def seam_window(g: int) -> tuple[int, int]:
+    """The film frames [lo, hi) that measuring the seam at film frame ``g`` reads."""
+    return g + min(COLOUR_BEFORE[0], -MOTION_AROUND - 1), g + max(COLOUR_AFTER[1], MOTION_AROUND + 1)
+
+
+class Sparse:
+    """Some frames of a film, indexable by film frame as ``measure_seam`` reads them."""
+
     def __init__(self, frames: dict[int, np.ndarray], n: int):
         self.frames, self.n = frames, n
 
@@ -60,7 +70,7 @@ def measure_film(path: Path, seams: Sequence[int]) -> dict[int, SeamMeasures]:
     decodes the film once, keeping only the frames around the seams."""
     from ..media import VideoReader
 
-    lo, hi = min(COLOUR_BEFORE[0], -MOTION_AROUND - 1), max(COLOUR_AFTER[1], MOTION_AROUND + 1)
+    lo, hi = seam_window(0)
     wanted = {i for g in seams for i in range(g + lo, g + hi)}
     frames: dict[int, np.ndarray] = {}
     n = 0
@@ -69,12 +79,13 @@ def measure_film(path: Path, seams: Sequence[int]) -> dict[int, SeamMeasures]:
             n = i + 1
             if i in wanted:
                 frames[i] = frame
-    film: Any = _Sparse(frames, n)  # indexable by film frame, as measure_seam reads it
+    film: Any = Sparse(frames, n)  # indexable by film frame, as measure_seam reads it
     return {g: measure_seam(film, g) for g in seams if g + lo >= 0 and g + hi <= n}
 
 
 def rank_manifest(manifest: Mapping[str, Any], t: Thresholds = Thresholds()) -> list[dict[str, Any]]:
-    """The seams of a rendered film, worst first: segment, film frame, measures, failures."""
+    """The seams of a rendered film, worst first: segment, film frame, measures, failures, and the
+    seam gate's decision at render time (``gate``, None when it did not judge that seam)."""
     out = manifest["output"]
     segs = manifest["plan"]["segments"]
     seams: dict[int, tuple[int, int]] = {}  # frame in the file → (segment, film frame)
@@ -87,6 +98,7 @@ def rank_manifest(manifest: Mapping[str, Any], t: Thresholds = Thresholds()) -> 
                 seams[at + g - a] = (s["index"], g)
         at += b - a
     measured = measure_film(Path(out["path"]), sorted(seams))
+    gates = {s.get("index"): s.get("gate") for s in manifest.get("segments", [])}
     rows = [{"segment": seams[g][0], "film_frame": seams[g][1], "measures": m.to_dict(), "severity": severity(m, t),
-             "failures": failures(m, t)} for g, m in measured.items()]
+             "failures": failures(m, t), "gate": gates.get(seams[g][0])} for g, m in measured.items()]
     return sorted(rows, key=lambda r: -r["severity"])

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..backends import Backend, get_backend
 from ..errors import Cancelled, ComposerError, MediaError, RenderFailed
-from ..events import Event, RenderFinished, RenderStarted, SegmentDone, SegmentFailed
+from ..events import Event, RenderFinished, RenderStarted, SegmentFailed
 from ..manifest import board_timeline, manifest_path_for, write_manifest
 from ..planner import RenderPlan, draft_board, frame_range_segments
 from ..planner import plan as make_plan
@@ -41,7 +41,8 @@ class RenderOptions:
     chain's own file and ``film.chains.otio``. ``frame_range`` is film frames ``(start, end)``
     or the CLI's text (``"00:10-00:25"``, ``"240f-600f"``). ``max_cost`` is refused up front
     when the uncached part of the plan costs more, unless ``allow_partial``. ``review`` writes ``film.review.html``
-    (see ``composer.review``).
+    (see ``composer.review``). ``heal`` re-rolls a segment whose seam fails the seam gate up to
+    that many times (None: the storyboard's ``defaults.heal``; see ``rendering.heal``).
     """
 
     backend: Backend | str = "preview"
@@ -57,6 +58,7 @@ class RenderOptions:
     per_chain: bool = False
     review: bool = True
     allow_partial: bool = False
+    heal: int | None = None
     on_event: Callable[[Event], None] | None = None
     cancel: threading.Event | None = None
 
@@ -229,20 +231,16 @@ def schedule_segments(plan: RenderPlan, board: Storyboard, backend: Backend, cac
                       landing: LandedVideos | None = None) -> dict[int, SegmentOutcome]:
     """Generate (or take from the cache) the segments needed; their outcomes, or RenderFailed / Cancelled.
     ``landing`` is told of each segment as it lands (or fails), for assembly as they land."""
-    scheduler: Scheduler
 
     def on_event(event: Event) -> None:
-        if landing is not None:
-            if isinstance(event, SegmentDone):
-                video = scheduler.outcomes[event.index].video
-                if video is not None:
-                    landing.landed(event.index, video)
-            elif isinstance(event, SegmentFailed):
-                landing.failed(event.index, event.error.splitlines()[0] if event.error else "failed")
+        if landing is not None and isinstance(event, SegmentFailed):
+            landing.failed(event.index, event.error.splitlines()[0] if event.error else "failed")
         emit(event)
 
     scheduler = Scheduler(plan, board, backend, cache, workdir=workdir, jobs=opts.jobs, max_cost=opts.max_cost,
-                          on_event=on_event, cancel=opts.cancel, only=only)
+                          on_event=on_event, cancel=opts.cancel, only=only,
+                          heal=board.defaults.heal if opts.heal is None else opts.heal,
+                          on_landed=landing.landed if landing is not None else None)
     cached = scheduler.cached()
     wanted = [s for s in plan.segments if only is None or s.index in only]
     todo = [s for s in wanted if not cached[s.index]]
@@ -448,12 +446,15 @@ def _manifest(board: Storyboard, plan: RenderPlan, backend: Backend, outcomes: d
         if seg.index not in outcomes:
             continue
         o = outcomes[seg.index]
+        seam = seams.get(seg.index)
+        if seam is not None and o.gate:  # the review page reads the decision beside the seam's measures
+            seam = {**seam, "gate": {"decision": o.gate["decision"], "kept": o.gate["kept"]}}
         segments.append({
             "index": seg.index, "chain": seg.chain, "scene": seg.scene,
             "cache_key": o.key, "cache_hit": o.status == "cached", "status": o.status,
             "request_id": o.request_id, "seconds": round(o.seconds, 3), "cost_usd": o.cost_usd,
             "seed": o.seed, "request": seg.request,
-            "colour": transforms.get(seg.index), "seam": seams.get(seg.index),
+            "colour": transforms.get(seg.index), "seam": seam, "gate": o.gate,
         })
     return {
         "storyboard": {"source": board.source, "hash": plan.storyboard_hash, "title": board.title},
@@ -463,7 +464,8 @@ def _manifest(board: Storyboard, plan: RenderPlan, backend: Backend, outcomes: d
                    "audio": report.get("audio")},
         "backend": backend.identity(),
         "cost_usd": cost,
-        "requests_made": sum(1 for o in outcomes.values() if o.status == "generated"),
+        "requests_made": sum(o.gate["requests_this_run"] if o.gate and "requests_this_run" in o.gate
+                             else int(o.status == "generated") for o in outcomes.values()),
         "cache_hits": sum(1 for o in outcomes.values() if o.status == "cached"),
         "assembly": {k: v for k, v in report.items() if k not in ("seams", "transforms")},
         "segments": segments,

@@ -28,6 +28,7 @@ from ..storyboard.models import Storyboard
 from ..store import PaidRequest
 from ..store.base import Busy, default_owner, lease_ttl_s
 from .cache import SegmentCache, file_sha256, segment_key
+from .heal import SeamGate
 from ..events import (
     CostIncurred,
     Event,
@@ -51,6 +52,7 @@ class SegmentOutcome:
     error: str | None = None
     error_type: str | None = None  # the exception's class name, e.g. "BudgetExceeded", "SafetyRejected"
     seed: int | None = None
+    gate: dict[str, Any] | None = None  # the seam gate's decision (rendering.heal), when it judged this seam
 
     @property
     def ok(self) -> bool:
@@ -154,19 +156,22 @@ def overlap_spec(board: Storyboard, seg: PlannedSegment) -> dict[str, Any]:
     return spec
 
 
-def compute_keys(plan: RenderPlan, board: Storyboard, backend: Backend, media: MediaResolver) -> dict[int, str]:
-    """Every segment's cache key, chained on all its parents' keys (a parent's key before its children's)."""
+def compute_keys(plan: RenderPlan, board: Storyboard, backend: Backend, media: MediaResolver,
+                 kept: Callable[[int, str], str] | None = None) -> dict[int, str]:
+    """Every segment's cache key, chained on all its parents' keys (a parent's key before its children's).
+    ``kept`` maps a segment's planned key to the key of the take the seam gate kept."""
     keys: dict[int, str] = {}
     depths = request_depths(plan.segments)
     for seg in sorted(plan.segments, key=lambda s: (depths[s.index], s.index)):
         req = seg.generation_request()
-        keys[seg.index] = segment_key(
+        key = segment_key(
             backend=backend.identity(),
             request_without_urls=req.without_urls(),
             media_hashes=media.media_hashes(seg),
             parent_key=[keys[p] for p in seg.parents],
             overlap=overlap_spec(board, seg),
         )
+        keys[seg.index] = kept(seg.index, key) if kept is not None else key
     return {i: keys[i] for i in sorted(keys)}
 
 
@@ -176,7 +181,8 @@ class Scheduler:
     def __init__(self, plan: RenderPlan, board: Storyboard, backend: Backend, cache: SegmentCache, *,
                  workdir: Path, jobs: int = 2, max_cost: float | None = None,
                  on_event: Callable[[Event], None] | None = None, cancel: threading.Event | None = None,
-                 only: set[int] | None = None):
+                 only: set[int] | None = None, heal: int = 0,
+                 on_landed: Callable[[int, Path], None] | None = None):
         self.plan, self.board, self.backend, self.cache = plan, board, backend, cache
         self.workdir = Path(workdir)
         self.jobs = max(1, jobs)
@@ -184,7 +190,10 @@ class Scheduler:
         self.emit = on_event or (lambda e: None)
         self.cancel = cancel or threading.Event()
         self.media = MediaResolver(board, plan, cache)
-        self.keys = compute_keys(plan, board, backend, self.media)
+        self.gate = SeamGate(plan, board, cache, heal, self.emit)
+        # told of each segment's clip once it is final (after the seam gate), for assembly as they land
+        self.on_landed = on_landed
+        self.keys = compute_keys(plan, board, backend, self.media, self.gate.resolve if self.gate.on else None)
         self.owner = default_owner()  # who holds this run's leases
         self.only = only  # segments needed (a partial render); None = all
         self._shown_tails: dict[int, list[Any]] = {}  # parent index -> its last frames as shown (corrected tails)
@@ -272,6 +281,7 @@ class Scheduler:
                             keep_full_tail=True, keep_samples=True)
                     self._follow_chain(stream, seg.depends_on)
                 self._run_segment(seg, out)
+                self._landed(out)
             except ComposerError as exc:
                 out.status, out.error, out.error_type = "failed", str(exc), type(exc).__name__
                 self.emit(SegmentFailed(seg.index, seg.label, str(exc)))
@@ -336,7 +346,9 @@ class Scheduler:
                     return False
                 if stream is not None and seg.depends_on is not None and not self.cache.has(self.keys[seg.index]):
                     self._follow_chain(stream, seg.depends_on)
-                self._run_segment(seg, out)
+                self._run_segment(self.gate.segment(seg), out)
+                self._heal(seg, out)  # the seam gate (rendering.heal), before any successor is submitted
+                self._landed(out)
             except ComposerError as exc:
                 out.status, out.error, out.error_type = "failed", str(exc), type(exc).__name__
                 run.broken = f"not rendered: {seg.label} failed"
@@ -361,8 +373,23 @@ class Scheduler:
         self.cache.store.release(got)
         return False
 
-    def _run_segment(self, seg: PlannedSegment, out: SegmentOutcome) -> None:
-        key = self.keys[seg.index]
+    def _landed(self, out: SegmentOutcome) -> None:
+        if self.on_landed is not None and out.video is not None:
+            self.on_landed(out.index, out.video)
+
+    def _heal(self, seg: PlannedSegment, out: SegmentOutcome) -> None:
+        """Judge ``seg``'s seam, re-rolling it while it fails; successors then chain on the kept take's key."""
+        if not self.gate.on:
+            return
+        if self.gate.judge(seg, out, lambda take, o: self._run_segment(take, o, key=o.key),
+                           lambda i: self.outcomes[i].video):
+            self.keys = compute_keys(self.plan, self.board, self.backend, self.media, self.gate.resolve)
+            for i, o in self.outcomes.items():
+                if o.status == "pending":
+                    o.key = self.keys[i]
+
+    def _run_segment(self, seg: PlannedSegment, out: SegmentOutcome, key: str | None = None) -> None:
+        key = key or self.keys[seg.index]
         started = time.monotonic()
         entry = self.cache.lookup(key)
         if entry is None and self.cancel.is_set():

@@ -155,6 +155,9 @@ class Defaults(_Model):
     params: EndpointParams = EndpointParams()
     colour: ColourSpec = ColourSpec()
     render: RenderSpec = RenderSpec()
+    heal: int = Field(0, ge=0, le=5, description=(
+        "Seam gate: re-roll a segment whose seam fails the gate's thresholds up to this many times with a new "
+        "seed, keeping the best take (0: off). Each re-roll is a request; `composer plan` shows the most it adds."))
 
 
 class Keyframe(_Model):

@@ -1,5 +1,5 @@
-"""Fault injection for the fal emulator: HTTP-level faults (status, drop, delay, truncate)
-and job-level ones (slow queue, result error, safety rejection, hold-and-release).
+"""Fault injection for the fal emulator: HTTP-level faults (status, drop, delay, truncate),
+job-level ones (slow queue, result error, safety rejection, hold-and-release) and a ruined take.
 To add a fault: name it in HTTP_ACTIONS / JOB_FAULTS, then act on it in ``FaultsMixin``.
 """
 from __future__ import annotations
@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import socket
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from .host import EmulatorHost
@@ -81,6 +82,25 @@ class JobFault:
             raise ValueError(f"unknown job fault {self.kind!r}; one of {JOB_FAULTS}")
 
 
+@dataclass
+class RuinFault:
+    """A ruined take: the next ``times`` jobs whose request has ``seed`` (``None``: any job) come
+    back with every frame from ``from_frame`` on (the generated frames after the conditioning
+    video) at ``gain`` times their exposure. The model's answer is fine otherwise, so only a
+    check of what the clip shows across the seam can tell; a re-roll (a new seed) is unharmed."""
+
+    seed: int | None = None
+    gain: float = 0.3
+    from_frame: int = 0
+    times: int | None = 1
+    hits: int = 0
+    ruined: list[str] = field(default_factory=list)  # request seeds it hit, in order
+
+    def __post_init__(self) -> None:
+        if self.gain <= 0 or self.from_frame < 0:
+            raise ValueError("a ruin needs gain > 0 and from_frame >= 0")
+
+
 _F = TypeVar("_F", "Fault", "JobFault")
 
 
@@ -132,10 +152,45 @@ class FaultsMixin(EmulatorHost):
         for job in jobs:
             job._release.set()
 
+    def ruin_take(self, *, seed: int | None = None, gain: float = 0.3, from_frame: int = 0,
+                  times: int | None = 1) -> RuinFault:
+        """The next ``times`` jobs with ``seed`` (any, when None) return a take ruined from ``from_frame`` on."""
+        fault = RuinFault(seed=seed, gain=gain, from_frame=from_frame, times=times)
+        with self._lock:
+            self._ruins().append(fault)
+        return fault
+
+    def _ruins(self) -> list[RuinFault]:
+        # kept off the constructor: only tests that ruin takes ever create the list
+        return self.__dict__.setdefault("_ruin_faults", [])
+
+    def _ruin_clip(self, seed: int | None, clip: Path) -> Path:
+        """``clip`` as the model made it, or ruined (in place) when a ruin fault matches ``seed``."""
+        with self._lock:
+            fault = next((f for f in self._ruins() if (f.seed is None or f.seed == seed)
+                          and (f.times is None or f.hits < f.times)), None)
+            if fault is None:
+                return clip
+            fault.hits += 1
+            fault.ruined.append(str(seed))
+        import numpy as np
+
+        from ...atomic import atomic_path
+        from ...media import probe, read_frames, write_clip
+
+        info = probe(clip)
+        frames = read_frames(clip)
+        for i in range(fault.from_frame, len(frames)):
+            frames[i] = np.clip(frames[i].astype(np.float32) * fault.gain, 0, 255).astype(np.uint8)
+        with atomic_path(clip) as tmp:
+            write_clip(frames, tmp, info.fps)
+        return clip
+
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
             self._job_faults.clear()
+            self._ruins().clear()
 
     def _take_fault(self, stage: str) -> Fault | None:
         with self._lock:

@@ -145,7 +145,7 @@ class GenerationMixin(EmulatorHost):
                 workdir = self._started_root / "work" / job.id
                 workdir.mkdir(parents=True, exist_ok=True)
                 try:
-                    out = self._render(local, workdir)
+                    out = self._ruin_clip(local.seed, self._render(local, workdir))
                     with atomic_path(dest) as tmp:
                         shutil.move(str(out), tmp)
                 finally:
