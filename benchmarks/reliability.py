@@ -211,19 +211,21 @@ def input_cases(d: Path) -> list[tuple[str, str, str]]:
 CONVERTED = ("deep.png", "gray.png", "alpha.png", "cmyk.jpg")
 
 
-def judge_refusal(proc: subprocess.CompletedProcess[str], path: Path) -> tuple[bool, str]:
-    """One line, starting with the board's file:line:col, exit 2, no traceback."""
+def judge_refusal(proc: subprocess.CompletedProcess[str], path: Path, *, single: bool = True) -> tuple[bool, str]:
+    """Exit 2, no traceback, and one line per problem starting with the board's file:line:col
+    (``single``: exactly one line, for inputs with one problem)."""
     lines = error_lines(proc.stderr)
     if "Traceback" in proc.stderr:
         return False, "traceback"
     if proc.returncode != 2:
         return False, f"exit {proc.returncode}"
-    if len(lines) != 1:
+    if not lines or (single and len(lines) != 1):
         return False, f"{len(lines)} lines"
-    m = LOCATED.match(lines[0])
-    if not m or m["file"] != str(path):
-        return False, "no location"
-    return True, lines[0][len(str(path)) + 1:][:140]
+    for line in lines:
+        m = LOCATED.match(line)
+        if not m or m["file"] != str(path):
+            return False, f"no location: {line[:120]}"
+    return True, lines[0][len(str(path)) + 1:][:140] + (f" (+{len(lines) - 1} more problems)" if len(lines) > 1 else "")
 
 
 def run_inputs(tmp: Path, quick: bool, fuzz_n: int, fuzz_cli: int, seed: int, log: Callable[..., None]) -> dict[str, Any]:
@@ -284,7 +286,7 @@ def run_inputs(tmp: Path, quick: bool, fuzz_n: int, fuzz_cli: int, seed: int, lo
         # a lone surrogate in generated text reaches the file as the bytes a broken editor would write
         path.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass"))
         proc = cli(["validate", path], env, timeout=120)
-        ok, why = judge_refusal(proc, path)
+        ok, why = judge_refusal(proc, path, single=False)  # a mutant may hold several problems: one line each
         fuzz_rows.append({"clear_error": ok, "detail": why})
     log(f"  fuzz: {kinds}; CLI sample {sum(r['clear_error'] for r in fuzz_rows)}/{len(fuzz_rows)} clear")
     return {"cases": rows, "converted_render": rendered, "fuzz": {"examples": fuzz_n, "kinds": kinds,
@@ -663,7 +665,8 @@ def report(data: dict[str, Any]) -> str:
     input_rows.append(["fuzz mutations (loader + planner in-process)", fz["examples"],
                        fz["kinds"].get("located", 0) + fz["kinds"].get("at_1_1", 0),
                        f"{fz['kinds'].get('accepted', 0)} accepted", common.verdict(fz["kinds"].get("uncaught", 0) == 0)])
-    input_rows.append(["fuzz refusals through `composer validate`", len(fz["cli_sample"]), cli_ok, "",
+    input_rows.append(["fuzz refusals through `composer validate` (one located line per problem)",
+                       len(fz["cli_sample"]), cli_ok, "",
                        common.verdict(cli_ok == len(fz["cli_sample"]))])
     missed = [f"{c['class']} / {c['name']}: {c['detail']}" for c in inputs["cases"]
               if not (c.get("clear_error") or c.get("converted"))]
@@ -739,7 +742,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--parts", default="inputs,faults,disks,kills",
                    help="comma-separated parts to run (default all: inputs,faults,disks,kills)")
     p.add_argument("--jobs", type=int, default=None,
-                   help="fault scenarios and kill trials run at once, each with its own emulator (default 3; quick 2)")
+                   help="fault scenarios and kill trials run at once, each with its own emulator (default 2)")
     p.add_argument("--silent", action="store_true")
     args = p.parse_args(argv)
     if args.kills is None:
@@ -747,7 +750,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.fuzz is None:
         args.fuzz = 20 if args.quick else 500
     if args.jobs is None:
-        args.jobs = 2 if args.quick else 3
+        args.jobs = 2
     if args.latency is None:
         args.latency = 0.1 if args.quick else 0.3
     data = run(args)
