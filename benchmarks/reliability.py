@@ -159,6 +159,25 @@ def make_media(d: Path) -> None:
         Image.fromarray(ref).convert("CMYK").save(d / "cmyk.jpg", quality=95)
 
 
+def fuzz_worker(n: int, seed: int, keep: int) -> None:
+    """Run ``n`` fuzz mutations through the loader and planner; print one JSON line: the outcome
+    counts and the first ``keep`` refused inputs (hex bytes)."""
+    from composer.testing.fuzz import random_input, run_one
+
+    kinds: dict[str, int] = {}
+    refused: list[str] = []
+    rng = random.Random(seed)
+    for _ in range(n):
+        mutant = random_input(rng)
+        outcome = run_one(mutant.data, touched_line=mutant.line)
+        kinds[outcome.kind] = kinds.get(outcome.kind, 0) + 1
+        if outcome.kind in ("located", "at_1_1") and len(refused) < keep:
+            data = mutant.data
+            # a lone surrogate in generated text reaches the file as the bytes a broken editor would write
+            refused.append((data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")).hex())
+    print(json.dumps({"kinds": kinds, "refused_hex": refused}))
+
+
 def keyframe_board(image: str) -> str:
     return HEAD + SCENE + f"    keyframes:\n      - {{at: 0s, image: {image}}}\n"
 
@@ -268,23 +287,19 @@ def run_inputs(tmp: Path, quick: bool, fuzz_n: int, fuzz_cli: int, seed: int, lo
         rows.append({"class": "image (valid, unusual)", "name": n, "converted": ok,
                      "detail": "validated" + (" and rendered" if rendered else "") if ok else checked.stderr[-200:]})
 
-    # fuzz mutations: the loader and planner in this process, a sample through the CLI
-    from composer.testing.fuzz import random_input, run_one
-
-    kinds: dict[str, int] = {}
-    refused_texts: list[Any] = []
-    rng = random.Random(seed)
-    for _ in range(fuzz_n):
-        mutant = random_input(rng)
-        outcome = run_one(mutant.data, touched_line=mutant.line)
-        kinds[outcome.kind] = kinds.get(outcome.kind, 0) + 1
-        if outcome.kind in ("located", "at_1_1") and len(refused_texts) < fuzz_cli:
-            refused_texts.append(mutant.data)
+    # fuzz mutations: the loader and planner in a worker process (the emulators here keep the GIL), a sample
+    # of the refused ones through the CLI
+    worker = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--fuzz-worker", str(fuzz_n), str(seed),
+                             str(fuzz_cli)], env=env, capture_output=True, text=True, timeout=3600)
+    if worker.returncode != 0:
+        raise RuntimeError(f"the fuzz worker failed: {worker.stderr[-2000:]}")
+    found = json.loads(worker.stdout.strip().splitlines()[-1])
+    kinds: dict[str, int] = found["kinds"]
+    refused_texts: list[Any] = [bytes.fromhex(h) for h in found["refused_hex"]]
     fuzz_rows = []
     for i, data in enumerate(refused_texts):
         path = d / f"fuzz{i}.yaml"
-        # a lone surrogate in generated text reaches the file as the bytes a broken editor would write
-        path.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass"))
+        path.write_bytes(data)
         proc = cli(["validate", path], env, timeout=120)
         ok, why = judge_refusal(proc, path, single=False)  # a mutant may hold several problems: one line each
         fuzz_rows.append({"clear_error": ok, "detail": why})
@@ -554,7 +569,7 @@ def clean_render(i: int, tmp: Path, board: Path, plan: Any, latency: float) -> d
 
 
 def run_kills(tmp: Path, board: Path, plan: Any, n_random: int, chosen: list[str], seed: int, latency: float,
-              jobs: int, log: Callable[..., None]) -> dict[str, Any]:
+              jobs: int, log: Callable[..., None], done: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     # the render's duration measured as the trials run: ``jobs`` at once
     cleans = side_by_side(lambda i: clean_render(i, tmp, board, plan, latency), list(range(max(1, jobs))), jobs)
     duration = common.median([c["seconds"] for c in cleans])
@@ -571,6 +586,8 @@ def run_kills(tmp: Path, board: Path, plan: Any, n_random: int, chosen: list[str
         at = f" {t['planned_at_s']} s" if t["planned_at_s"] is not None else ""
         log(f"  kill {i + 1}/{len(points)} ({t['kind']}{at}, killed at {t['killed_at_s']} s): paid "
             f"{t['paid']}/{t['plan']}, frames {t['frames']}/{t['film_frames']}{', asked' if t['asked'] else ''}")
+        if done is not None:
+            done.append(t)  # for a checkpoint of a run stopped before its end
         return t
 
     return {"clean": baseline, "jobs": jobs, "trials": side_by_side(one, list(enumerate(points)), jobs)}
@@ -585,7 +602,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     log = (lambda *a: None) if args.silent else (lambda *a: print(*a, file=sys.stderr, flush=True))
     info = common.machine_info()
     t0 = time.perf_counter()
-    chains, per_chain = (1, 2) if args.quick else (2, 3)
+    chains, per_chain = (1, 2) if args.quick else (2, 2)
     text = fal_board(chains, per_chain)
     plan = composer.plan(composer.loads(text, name="reliability.yaml"))
     with tempfile.TemporaryDirectory(prefix="bench-rel-") as tmp_s:
@@ -598,20 +615,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         faults: list[dict[str, Any]] = []
         enospc: list[dict[str, Any]] = []
         kills: dict[str, Any] = {"clean": {"seconds": 0.0, "paid": 0, "frames": 0}, "trials": []}
+        # the four parts side by side (each waits mostly on its subprocesses); kills time themselves
+        # against clean renders made under the same load
+        chosen = ["submit accepted, id not journalled"] if args.quick else CHOSEN
+        jobs: dict[str, Callable[[], Any]] = {
+            "inputs": lambda: run_inputs(tmp, args.quick, args.fuzz, 1 if args.quick else 20, args.seed, log),
+            "faults": lambda: run_faults(tmp, board, plan, args.quick, args.latency, args.jobs, log),
+            "disks": lambda: run_enospc(tmp, board, plan, args.quick, args.latency, log),
+            "kills": lambda: run_kills(tmp, board, plan, args.kills, chosen, args.seed, args.latency, args.jobs, log),
+        }
         try:
-            if "inputs" in parts:
-                log("inputs ...")
-                inputs = run_inputs(tmp, args.quick, args.fuzz, 1 if args.quick else 20, args.seed, log)
-            if "faults" in parts:
-                log("faults ...")
-                faults = run_faults(tmp, board, plan, args.quick, args.latency, args.jobs, log)
-            if "disks" in parts:
-                log("full disks ...")
-                enospc = run_enospc(tmp, board, plan, args.quick, args.latency, log)
-            if "kills" in parts:
-                log("SIGKILL ...")
-                chosen = ["submit accepted, id not journalled"] if args.quick else CHOSEN * 2
-                kills = run_kills(tmp, board, plan, args.kills, chosen, args.seed, args.latency, args.jobs, log)
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                futures = {name: pool.submit(fn) for name, fn in jobs.items() if name in parts}
+                got = {name: f.result() for name, f in futures.items()}
+            inputs = got.get("inputs", inputs)
+            faults = got.get("faults", faults)
+            enospc = got.get("disks", enospc)
+            kills = got.get("kills", kills)
         finally:
             # a tmpfs left mounted (a crash above) must not keep the temporary folder alive
             for m in tmp.glob("disk*"):
@@ -742,15 +762,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--parts", default="inputs,faults,disks,kills",
                    help="comma-separated parts to run (default all: inputs,faults,disks,kills)")
     p.add_argument("--jobs", type=int, default=None,
-                   help="fault scenarios and kill trials run at once, each with its own emulator (default 2)")
+                   help="fault scenarios and kill trials run at once, each with its own emulator (default 3; quick 2)")
     p.add_argument("--silent", action="store_true")
+    p.add_argument("--fuzz-worker", nargs=3, type=int, metavar=("N", "SEED", "KEEP"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.kills is None:
         args.kills = 1 if args.quick else 50
     if args.fuzz is None:
         args.fuzz = 20 if args.quick else 500
     if args.jobs is None:
-        args.jobs = 2
+        args.jobs = 2 if args.quick else 3
     if args.latency is None:
         args.latency = 0.1 if args.quick else 0.3
     data = run(args)
