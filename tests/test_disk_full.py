@@ -3,6 +3,8 @@ the user's file, leaves an existing file intact and nothing half-written under i
 Real ENOSPC from a small tmpfs (root only; skipped with the reason otherwise) and /dev/full."""
 from __future__ import annotations
 
+import errno
+import json
 import os
 import stat
 import subprocess
@@ -14,7 +16,7 @@ import numpy as np
 import pytest
 
 from composer.errors import MediaError
-from composer.media import VideoWriter, atomic_output
+from composer.media import VideoWriter, atomic_output, probe
 from composer.media.writer import NoSpaceError
 
 BOARD = """\
@@ -125,3 +127,201 @@ def test_cli_with_a_read_only_cache_is_one_line(tmp_path: Path, filled: bool) ->
     assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
     assert len(lines) == 1 and str(cache) in lines[0] and "read-only" in lines[0].lower(), proc.stderr
     assert not (tmp_path / "film.mp4").exists()
+
+
+# --------------------------------------------------------------------------- filling up mid-render
+
+
+@pytest.fixture
+def roomy_fs(tmp_path: Path) -> Iterator[Path]:
+    """A 32 MiB tmpfs that a test fills up at the moment it chooses (``fill``)."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    try:
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(mnt)],
+                              capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        pytest.skip(f"cannot mount a tmpfs: {exc}")
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs (needs root): {proc.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True, timeout=30)
+
+
+def fill(mnt: Path) -> Path:
+    """Write zeros until the filesystem answers ENOSPC; the filler stays (remove it to free the space)."""
+    filler = mnt / "filler"
+    with open(filler, "ab", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC, exc
+    return filler
+
+
+def corrupt_entries(cache: Path) -> list[str]:
+    """Published entries whose video is not the one its meta.json recorded (size and sha256)."""
+    from composer.store.base import file_sha256
+
+    bad = []
+    for meta_path in cache.glob("segments/*/*/meta.json"):
+        meta = json.loads(meta_path.read_text())
+        video = meta_path.parent / "video.mp4"
+        if not video.is_file() or video.stat().st_size != meta["size"] or file_sha256(video) != meta["sha256"]:
+            bad.append(meta_path.parent.name)
+    return bad
+
+
+def test_a_fal_download_into_a_full_cache_names_the_cache_and_the_resume_pays_nothing_more(
+        roomy_fs: Path, tmp_path: Path, fal_env, write_board) -> None:
+    from composer import render
+    from composer.errors import RenderFailed
+    from composer.events import SegmentLog
+    from composer.testing.fixtures import FAST_BACKEND_OPTIONS
+
+    board = write_board(BOARD.replace("duration: 6s", "duration: 3s"))  # one chain of two requests
+    cache, film = roomy_fs / "cache", tmp_path / "film.mp4"
+    film.write_bytes(b"the previous film")
+    filled: list[Path] = []
+
+    def on_event(event: object) -> None:
+        # the id is journalled: fal has made the video, and our disk fills before it comes down
+        if isinstance(event, SegmentLog) and event.kind == "submitted" and not filled:
+            filled.append(fill(roomy_fs))
+
+    with pytest.raises(RenderFailed) as info:
+        render(board, film, backend="fal", backend_options=FAST_BACKEND_OPTIONS, cache=cache, jobs=1,
+               on_event=on_event, otio=False, review=False)
+    message = str(info.value)
+    assert "\n" not in message and "no space left on device" in message, message
+    assert f"writing {cache} (" in message and ".partial" not in message and f"{cache}/tmp" not in message, message
+    assert "is journalled" in message
+    assert fal_env.submit_count() == 1
+    assert corrupt_entries(cache) == [] and not list(cache.glob("segments/*/*/meta.json"))
+    assert film.read_bytes() == b"the previous film"
+    (journal,) = (cache / "journal").glob("*.json")
+    assert json.loads(journal.read_text())["request_id"]  # kept: the resume fetches it, never buys it again
+
+    filled[0].unlink()
+    result = render(board, film, backend="fal", backend_options=FAST_BACKEND_OPTIONS, cache=cache, jobs=1,
+                    otio=False, review=False)
+    assert fal_env.submit_count() == result.plan.requests == 2
+    assert corrupt_entries(cache) == [] and probe(film).num_frames == result.plan.total_frames
+
+
+def test_a_tail_clip_on_a_full_cache_names_the_cache_and_keeps_what_was_made(
+        roomy_fs: Path, tmp_path: Path, write_board) -> None:
+    from composer import render
+    from composer.errors import RenderFailed
+    from composer.events import SegmentDone
+
+    board = write_board(BOARD.replace("duration: 6s", "duration: 3s"))  # segment 1 continues from segment 0's tail
+    cache, film = roomy_fs / "cache", tmp_path / "film.mp4"
+    film.write_bytes(b"the previous film")
+    filled: list[Path] = []
+
+    def on_event(event: object) -> None:
+        if isinstance(event, SegmentDone) and event.index == 0 and not filled:
+            filled.append(fill(roomy_fs))  # segment 0 is in the cache; its tail is cut next
+
+    with pytest.raises(RenderFailed) as info:
+        render(board, film, cache=cache, jobs=1, on_event=on_event, otio=False, review=False)
+    message = str(info.value)
+    assert "\n" not in message and f"no space left on device writing {cache} (the last 9 frames of segment 0" in message
+    assert ".partial" not in message and f"{cache}/tmp" not in message, message
+    assert film.read_bytes() == b"the previous film"
+    assert corrupt_entries(cache) == [] and len(list(cache.glob("segments/*/*/meta.json"))) == 1
+    assert list((cache / "tmp").iterdir()) == []  # the run's scratch folder went with the run
+
+    filled[0].unlink()
+    result = render(board, film, cache=cache, jobs=1, otio=False, review=False)
+    assert (result.cached, result.generated) == (1, 1)
+    assert corrupt_entries(cache) == [] and probe(film).num_frames == result.plan.total_frames
+
+
+def test_the_final_encode_on_a_full_disk_keeps_the_old_film_and_every_segment(
+        roomy_fs: Path, write_board) -> None:
+    from composer import load, plan, render
+    from composer.events import SegmentDone
+
+    board = write_board(BOARD)
+    cache, film = roomy_fs / "cache", roomy_fs / "film.mp4"
+    film.write_bytes(b"the previous film")
+    filled: list[Path] = []
+    planned = len(plan(load(board)).segments)
+
+    def on_event(event: object) -> None:
+        if isinstance(event, SegmentDone) and event.index == planned - 1 and not filled:
+            filled.append(fill(roomy_fs))  # every segment is in the cache; the film is encoded next
+
+    with pytest.raises(NoSpaceError) as info:
+        render(board, film, cache=cache, jobs=1, on_event=on_event, otio=False, review=False)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"no space left on device writing {film} ("), message
+    assert film.read_bytes() == b"the previous film"
+    assert sorted(p.name for p in roomy_fs.iterdir()) == ["cache", "filler", "film.mp4"]  # no partial film
+    assert corrupt_entries(cache) == [] and len(list(cache.glob("segments/*/*/meta.json"))) == planned
+
+    filled[0].unlink()
+    result = render(board, film, cache=cache, jobs=1, otio=False, review=False)
+    assert (result.cached, result.generated) == (planned, 0)
+    assert probe(film).num_frames == result.plan.total_frames
+
+
+# --------------------------------------------------------------------------- the cache on another filesystem
+
+
+@pytest.fixture
+def other_fs(tmp_path: Path) -> Iterator[Path]:
+    """A folder on another filesystem than ``tmp_path``: a tmpfs mounted for the test, else /dev/shm."""
+    mnt = tmp_path / "elsewhere"
+    mnt.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mnt)],
+                          capture_output=True, text=True, timeout=30)
+    if proc.returncode == 0:
+        try:
+            yield mnt
+        finally:
+            subprocess.run(["umount", "-l", str(mnt)], capture_output=True, timeout=30)
+        return
+    shm = Path("/dev/shm")
+    if not (shm.is_dir() and os.access(shm, os.W_OK) and shm.stat().st_dev != tmp_path.stat().st_dev):
+        pytest.skip(f"no second filesystem here (mount: {proc.stderr.strip()}; /dev/shm unusable)")
+    import tempfile
+
+    d = Path(tempfile.mkdtemp(prefix="composer-test-", dir=shm))
+    try:
+        yield d
+    finally:
+        import shutil
+
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_a_cache_on_another_filesystem_renders_and_the_film_is_renamed_within_its_own_folder(
+        other_fs: Path, tmp_path: Path, write_board) -> None:
+    from composer import render
+    from composer.events import AssemblyProgress
+
+    board = write_board(BOARD.replace("duration: 6s", "duration: 3s"))
+    cache, film = other_fs / "cache", tmp_path / "out" / "film.mp4"
+    film.parent.mkdir()
+    film.write_bytes(b"the previous film")
+    assert other_fs.stat().st_dev != film.parent.stat().st_dev
+    beside: set[str] = set()
+
+    def on_event(event: object) -> None:
+        if isinstance(event, AssemblyProgress) and film.read_bytes() == b"the previous film":
+            # while the film is encoded: its temporary is beside it (one rename, never across filesystems)
+            beside.update(p.name for p in film.parent.iterdir() if p.name.startswith(".film.mp4.partial-"))
+
+    result = render(board, film, cache=cache, jobs=1, on_event=on_event, otio=False, review=False)
+    assert result.generated == len(result.plan.segments) == 2
+    assert beside, "no temporary film was seen beside the film while it was encoded"
+    assert probe(film).num_frames == result.plan.total_frames
+    assert sorted(p.name for p in film.parent.iterdir()) == ["film.manifest.json", "film.mp4"]
+    assert corrupt_entries(cache) == [] and len(list(cache.glob("segments/*/*/meta.json"))) == 2
+    assert list((cache / "tmp").iterdir()) == []

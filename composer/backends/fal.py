@@ -191,6 +191,10 @@ class FalBackend(Backend):
             raise BackendError("FAL_KEY is not set: export your fal API key (https://fal.ai/dashboard/keys) "
                                "to use the fal backend; nothing was spent", retryable=False)
         answer = probe_queue(self.endpoint_id, timeout, self.env)
+        for _ in range(2):  # a dropped or unanswered probe may be one bad moment; a refused connection is not
+            if "status" in answer or isinstance(answer.get("error"), httpx.ConnectError):
+                break
+            answer = probe_queue(self.endpoint_id, timeout, self.env)
         if "status" not in answer:
             exc = answer.get("error")
             why = f"{type(exc).__name__}" if exc is not None else f"no answer within {timeout:g}s"
@@ -301,6 +305,14 @@ class _Gone(Exception):
     """The server does not know the request id (unknown or expired)."""
 
 
+class _QueuedAnyway(Exception):
+    """A submit answered with a server error that names a request id: fal may have queued (and billed) it."""
+
+    def __init__(self, request_id: str, status_code: int):
+        super().__init__(request_id)
+        self.request_id, self.status_code = request_id, status_code
+
+
 class _Run:
     """One ``generate`` call's state."""
 
@@ -397,6 +409,9 @@ class _Run:
             except fal_client.FalClientHTTPError as exc:
                 if gone_ok and exc.status_code in (404, 410):
                     raise _Gone() from exc
+                queued = _request_id_of(exc) if stage == "submit" and exc.status_code >= 500 else None
+                if queued:  # never retried blindly: ``submit`` follows that request instead
+                    raise _QueuedAnyway(queued, exc.status_code) from exc
                 err = self.classify(exc, stage)
                 if (err.retryable and exc.status_code >= 500 and not _fal_client_retries(exc.response)
                         and attempt < self.b.retries):
@@ -481,12 +496,35 @@ class _Run:
         body = self.prepare_body()
         if self.cancelled():
             self.cancel_and_raise(None)
-        handle = self.call("submit", lambda: self.api().submit(self.b.endpoint_id, body))
+        handle, unknown = None, 0
+        while handle is None:
+            try:
+                handle = self.call("submit", lambda: self.api().submit(self.b.endpoint_id, body))
+            except _QueuedAnyway as queued:
+                handle = self.follow_queued(queued)  # None: fal does not know it, so nothing was bought
+                unknown += handle is None
+                if handle is None and unknown > self.b.retries:
+                    raise self.error(BackendError, f"fal server error (HTTP {queued.status_code}) at submit, "
+                                     f"{unknown} times", retryable=True) from queued
         self.request_id = handle.request_id
         _log.debug("fal request %s submitted for %s", handle.request_id, self.segment or "a segment")
         if self.ctx.on_submitted is not None:
             self.ctx.on_submitted(handle.request_id)
         self.ctx.emit("submitted", f"fal request {handle.request_id}", request_id=handle.request_id)
+        return handle
+
+    def follow_queued(self, queued: _QueuedAnyway) -> Any | None:
+        """A handle on the request a failed submit answer named, when fal knows it (submitting again
+        would pay twice); None when fal does not, and the submit may be tried again."""
+        handle = self.api().get_handle(self.b.endpoint_id, queued.request_id)
+        try:
+            self.call("status", lambda: handle.status(with_logs=False), handle=handle, gone_ok=True)
+        except _Gone:
+            self.ctx.emit("log", f"submit: HTTP {queued.status_code}; fal does not know request "
+                                 f"{queued.request_id}, submitting again")
+            return None
+        self.ctx.emit("log", f"submit: HTTP {queued.status_code}, but fal queued it as request {queued.request_id}: "
+                             "following that request, not paying again")
         return handle
 
     def wait(self, handle: Any, status: Any = None) -> dict[str, Any]:
@@ -651,6 +689,13 @@ class _Run:
             self.ctx.emit("log", f"fal returned {width}x{height}, expected {expected_size[0]}x{expected_size[1]}",
                           width=width, height=height)
         return frames
+
+
+def _request_id_of(exc: fal_client.FalClientHTTPError) -> str | None:
+    """The request id an error answer carries (fal's ``x-fal-request-id`` header), if any."""
+    headers = {k.lower(): v for k, v in (exc.response_headers or {}).items()}
+    rid = headers.get("x-fal-request-id")
+    return rid.strip() if isinstance(rid, str) and rid.strip() else None
 
 
 class _DownloadFailed(Exception):

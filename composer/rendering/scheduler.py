@@ -9,6 +9,7 @@ request would cross it; a failure stops only its own chain.
 from __future__ import annotations
 
 import heapq
+import errno
 import threading
 import time
 import traceback
@@ -456,8 +457,16 @@ class Scheduler:
         segdir.mkdir(parents=True, exist_ok=True)
         try:
             result = self.backend.generate(request, segdir, ctx)
-        except BaseException:
+        except BaseException as exc:
             self.budget.settle(reserved[0], paid=False)
+            if _out_of_space(exc):  # the backend names its scratch file; the user gave the cache
+                from ..media.writer import NoSpaceError
+
+                rid = (paid.submitted_id or paid.resume_id) if paid is not None else None
+                kept = (f" (fal request {rid} is journalled: the next run fetches it, it is not paid again)"
+                        if rid else "")
+                raise NoSpaceError(self.cache.root, f"the video of {seg.label}; the disk is full: free some "
+                                   f"space there or choose another --cache-dir{kept}") from exc
             raise
         self.budget.settle(reserved[0], paid=True)
         # the ledger first: the money is spent whatever the clip turns out to be
@@ -518,6 +527,7 @@ class Scheduler:
     def _tail_clip(self, parent: int, frames: int) -> Path:
         """The last ``frames`` frames of the parent's actual output, as a small MP4."""
         from ..media import read_frames, write_clip
+        from ..media.writer import NoSpaceError
 
         src = self.outcomes[parent].video
         if src is None:
@@ -533,8 +543,15 @@ class Scheduler:
             # ultrafast: on the critical path of every dependent segment, ~3x quicker than veryfast at the
             # same crf 12 quality; bigger (a 1280x720 17-frame preview tail: ~1.0 MB vs ~0.66 MB), still
             # under the 2 MB the fal backend sends inline as a data URI.
-            with atomic_path(out, fsync=False) as tmp:  # the run's own scratch folder: no durability needed
-                write_clip(clip, tmp, self.plan.fps, preset="ultrafast", pix_fmt="yuv420p")
+            try:
+                with atomic_path(out, fsync=False) as tmp:  # the run's own scratch folder: no durability needed
+                    write_clip(clip, tmp, self.plan.fps, preset="ultrafast", pix_fmt="yuv420p")
+            except (OSError, MediaError) as exc:
+                if not _out_of_space(exc):
+                    raise
+                raise NoSpaceError(self.cache.root, f"the last {frames} frames of segment {parent}, which condition "
+                                   "the next segment; the disk is full: free some space there or choose another "
+                                   "--cache-dir") from exc
         return out
 
     def _head_clip(self, parent: int, frames: int) -> Path:
@@ -579,3 +596,15 @@ class Scheduler:
             num_frames = probe(path).num_frames
         if num_frames != seg.num_frames:
             raise MediaError(f"{seg.label}: backend returned {num_frames} frames, expected {seg.num_frames}")
+
+
+def _out_of_space(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is a full disk."""
+    from ..media.writer import NoSpaceError
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, NoSpaceError) or (isinstance(seen, OSError) and seen.errno == errno.ENOSPC):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
