@@ -8,8 +8,8 @@ request would cross it; a failure stops only its own chain.
 """
 from __future__ import annotations
 
-import heapq
 import errno
+import heapq
 import threading
 import time
 import traceback
