@@ -16,10 +16,17 @@ from collections.abc import Sequence
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from .errors import PlanError
-from .request import GenerationRequest, canonical_json
+from .request import MAX_FRAMES, GenerationRequest, canonical_json
 from .storyboard.models import Scene, Storyboard, params_dict
 
 PLAN_VERSION = 1
+Mode = Literal["sequential", "bridged"]
+Role = Literal["chain", "anchor", "bridge", "skeleton"]
+# A skeleton trades frame rate for reach: one request covers up to 1440 new frames; below this
+# rate (or the film's, if lower) the chain gets several skeleton requests instead.
+SKELETON_MIN_FPS = 8
+SKELETON_RESOLUTION = "480p"
+BRIDGED_MIN_SEGMENTS = 3  # shorter chains gain nothing from anchors and bridges: they stay sequential
 _ALIGN = 4  # a prompt change within this many frames of a seam counts as on it
 _MISALIGNED = 10**12  # cost of a prompt change inside a segment: above any imbalance
 # A bound on planning work (the loader's film-length limit stops real boards long before:
@@ -75,6 +82,13 @@ class Snap(_Plain):
 
 
 class PlannedSegment(_Plain):
+    """One request. ``depends_on``: the film-order predecessor whose tail this segment's head
+    overlaps (None for a chain's first segment and for a skeleton); ``parents``: the segments whose
+    pixels condition this one's request (the render DAG). Sequentially the two agree; in bridged
+    mode an anchor's parent is its skeleton and a bridge has two (the anchors on either side).
+    A skeleton is a request that is never shown (``shown_start == shown_end``; its frames are at
+    its own request's frame rate)."""
+
     index: int
     chain: int
     scene: str  # the scene whose prompt this segment renders
@@ -91,10 +105,19 @@ class PlannedSegment(_Plain):
     cost_usd: float
     conditioning: list[Conditioning]
     request: dict[str, Any]
+    role: Role = "chain"
+    parents: list[int] = []
 
     @property
     def label(self) -> str:
+        if self.role == "skeleton":
+            return f"skeleton {self.index} (chain {self.chain})"
         return f"segment {self.index} (scene '{self.scene}')"
+
+    @property
+    def shown(self) -> bool:
+        """Whether the film shows this segment (a skeleton only conditions anchors)."""
+        return self.role != "skeleton"
 
     def generation_request(self) -> GenerationRequest:
         return GenerationRequest.model_validate(self.request)
@@ -131,8 +154,9 @@ class RenderPlan(_Plain):
     duration_s: float
     requests: int
     estimated_cost_usd: float
-    critical_path: int  # the longest chain of dependent requests
+    critical_path: int  # the longest chain of dependent requests (over ``parents``)
     critical_chain: int
+    mode: Mode = "sequential"
     colour: dict[str, Any]
     audio: dict[str, Any] | None
     scenes: list[PlannedScene]
@@ -179,7 +203,8 @@ def draft_board(board: Storyboard) -> Storyboard:
 
 
 def frame_range_segments(plan: RenderPlan, start: int, end: int) -> set[int]:
-    """Segments needed to show film frames [start, end): those shown there and the ones they depend on.
+    """Segments needed to show film frames [start, end): those shown there, the ones before them
+    in their chain (its colour composes from its first segment) and every request they depend on.
 
     A segment shows its re-generated overlap too, dissolving over its predecessor's tail.
     """
@@ -191,7 +216,60 @@ def frame_range_segments(plan: RenderPlan, start: int, end: int) -> set[int]:
             seg = plan.segments[i]
             if seg.shown_start - (seg.overlap if seg.depends_on is not None else 0) < end:
                 needed.add(i)
+    todo = list(needed)
+    while todo:  # a bridge needs the anchor after it, an anchor its skeleton
+        for p in plan.segments[todo.pop()].parents:
+            if p not in needed:
+                needed.add(p)
+                todo.append(p)
     return needed
+
+
+def descendants(plan: RenderPlan, index: int) -> list[int]:
+    """``index`` and every request whose pixels follow from it (children over ``parents``), in plan
+    order: what a new take of that segment re-renders. Sequentially, the rest of its chain."""
+    children: dict[int, list[int]] = {}
+    for s in plan.segments:
+        for p in s.parents:
+            children.setdefault(p, []).append(s.index)
+    found, todo = {index}, [index]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            if c not in found:
+                found.add(c)
+                todo.append(c)
+    return sorted(found)
+
+
+def with_mode(board: Storyboard, mode: Mode | None) -> Storyboard:
+    """The storyboard with ``defaults.render.mode`` set to ``mode`` (the board itself for None)."""
+    if mode is None or mode == board.defaults.render.mode:
+        return board
+    render_spec = board.defaults.render.model_copy(update={"mode": mode})
+    defaults = board.defaults.model_copy(update={"render": render_spec})
+    return board.model_copy(update={"defaults": defaults})
+
+
+def request_depths(segments: Sequence[PlannedSegment]) -> dict[int, int]:
+    """Each request's depth in the render DAG: 1 + its deepest parent's (1 with no parents)."""
+    by_index = {s.index: s for s in segments}
+    depth: dict[int, int] = {}
+
+    def visit(i: int) -> int:
+        stack = [i]
+        while stack:  # iterative: a 16,000-segment sequential chain is that deep
+            top = stack[-1]
+            waiting = [p for p in by_index[top].parents if p not in depth]
+            if waiting:
+                stack.extend(waiting)
+                continue
+            depth[top] = 1 + max((depth[p] for p in by_index[top].parents), default=0)
+            stack.pop()
+        return depth[i]
+
+    for s in segments:
+        visit(s.index)
+    return depth
 
 
 def storyboard_hash(board: Storyboard) -> str:
@@ -307,6 +385,7 @@ def plan(board: Storyboard, *, pricing: Pricing | None = None) -> RenderPlan:
     chains: list[PlannedChain] = []
     stubs: list[dict] = []  # plain dicts until _finish prices and validates them
     snaps: list[Snap] = []
+    bridged: list[tuple[int, int, int, list[tuple[int, int, str]], list[int]]] = []
     for c, group in enumerate(groups):
         first, last = group[0], group[-1]
         lead_in = fade(first) // 2
@@ -356,13 +435,18 @@ def plan(board: Storyboard, *, pricing: Pricing | None = None) -> RenderPlan:
             )
             chain_segments.append(first_index + j)
         _place_keyframes(board, group, starts, start, stubs, chain_segments, snaps, fps)
+        if board.defaults.render.mode == "bridged" and len(chain_segments) >= BRIDGED_MIN_SEGMENTS:
+            bridged.append((c, start, length, timeline, chain_segments))
         chains.append(PlannedChain(index=c, scenes=[board.scenes[i].id for i in group], start_frame=start,
                                    end_frame=end, fade_in=fade(first) if c else 0, fade_out=fade(last + 1),
                                    segments=chain_segments))
 
+    for c, start, length, timeline, chain_segments in bridged:
+        snaps[:] = _make_bridged(board, c, start, length, timeline, chain_segments, stubs, snaps, fps)
     segments = _finish(board, stubs, pricing)
     total_cost = round(sum(s.cost_usd for s in segments), 6)
-    crit = max(chains, key=lambda ch: (len(ch.segments), -ch.index))
+    depths = request_depths(segments)
+    deepest = max(segments, key=lambda s: (depths[s.index], -s.chain))
     audio = board.audio.model_dump(mode="json") if board.audio else None
     result = RenderPlan(
         plan_version=PLAN_VERSION,
@@ -377,8 +461,9 @@ def plan(board: Storyboard, *, pricing: Pricing | None = None) -> RenderPlan:
         duration_s=round(total_frames / fps, 6),
         requests=len(segments),
         estimated_cost_usd=total_cost,
-        critical_path=len(crit.segments),
-        critical_chain=crit.index,
+        critical_path=depths[deepest.index],
+        critical_chain=deepest.chain,
+        mode=board.defaults.render.mode,
         colour=board.defaults.colour.model_dump(mode="json"),
         audio=audio,
         scenes=scenes_out,
@@ -397,7 +482,107 @@ def _segment_stub(*, index, chain, scene: Scene, n, overlap, output_start, seam,
                              "strength": board.defaults.segment.overlap_strength, "film_frame": output_start,
                              "num_frames": overlap})
     return {"index": index, "chain": chain, "scene": scene.id, "n": n, "overlap": overlap, "output_start": output_start,
-            "seam": seam, "shown": shown, "prompt": prompt, "depends_on": depends_on, "conditioning": conditioning}
+            "seam": seam, "shown": shown, "prompt": prompt, "depends_on": depends_on, "conditioning": conditioning,
+            "role": "chain", "parents": [depends_on] if depends_on is not None else []}
+
+
+def skeleton_rate(fps: int, length: int) -> int:
+    """The frame rate of a chain's skeleton: the film's, lowered until one request covers the chain,
+    but not below SKELETON_MIN_FPS (longer chains then get several skeleton requests)."""
+    if length <= 1:
+        return fps
+    reach = (MAX_FRAMES - 1) * fps // (length - 1)  # the highest rate at which one request covers it
+    return max(1, min(fps, max(reach, SKELETON_MIN_FPS)))
+
+
+def _skeleton_pieces(units: int) -> list[tuple[int, int]]:
+    """Split ``units`` 8-frame chunks into the fewest requests of at most 1440 new frames, evenly:
+    each piece (first unit, last unit), the pieces sharing their boundary frames."""
+    per = (MAX_FRAMES - 1) // 8
+    count = max(1, -(-units // per))
+    cuts = [round(k * units / count) for k in range(count + 1)]
+    return [(cuts[k], cuts[k + 1]) for k in range(count)]
+
+
+def _make_bridged(board: Storyboard, chain: int, start: int, length: int, timeline: list[tuple[int, int, str]],
+                  chain_segments: list[int], stubs: list[dict], snaps: list[Snap], fps: int) -> list[Snap]:
+    """Turn one chain's sequential stubs into anchors (even) and bridges (odd), and append its
+    skeleton request(s). The film layout (lengths, starts, overlaps, shown ranges) is untouched;
+    only parents and conditioning change. Returns the snaps, pointing at their new segments."""
+    spec = board.defaults.segment
+    rate = skeleton_rate(fps, length)
+    units = max(1, -(-((length - 1) * rate) // (fps * 8)))
+    pieces = _skeleton_pieces(units)
+    first_skeleton = len(stubs)
+    moved: dict[tuple[str, int], int] = {}
+    for j, idx in enumerate(chain_segments):
+        seg = stubs[idx]
+        if j % 2 == 0:
+            continue
+        # a bridge: its tail is the next anchor's head, so keyframes there belong to that anchor
+        seg["role"] = "bridge"
+        if j + 1 < len(chain_segments):
+            nxt = stubs[chain_segments[j + 1]]
+            end_start = seg["n"] - spec.overlap
+            keep = []
+            for cond in seg["conditioning"]:
+                if cond["kind"] == "image" and cond["start_frame"] >= end_start:
+                    nxt["conditioning"].append({**cond, "start_frame": cond["film_frame"] - nxt["output_start"]})
+                    moved[(cond["scene"], cond["keyframe"])] = nxt["index"]
+                else:
+                    keep.append(cond)
+            keep.append({"kind": "video", "source": f"head:{nxt['index']}", "start_frame": end_start,
+                         "strength": spec.overlap_strength, "film_frame": seg["output_start"] + end_start,
+                         "num_frames": spec.overlap})
+            seg["conditioning"] = keep
+            seg["parents"] = [chain_segments[j - 1], nxt["index"]]
+    wants: list[tuple[dict, int, int]] = []  # (anchor, skeleton piece, frame in it)
+    for idx in chain_segments[::2]:
+        seg = stubs[idx]
+        seg["role"] = "anchor"
+        seg["conditioning"] = [c for c in seg["conditioning"] if c["kind"] != "video"]
+        seg["parents"] = []
+        if not any(c["kind"] == "image" and c["start_frame"] == 0 for c in seg["conditioning"]):
+            g = round((seg["output_start"] - start) * rate / fps)  # its first frame in skeleton frames
+            p = next(k for k, (u0, u1) in enumerate(pieces) if g <= 8 * u1)
+            wants.append((seg, p, g - 8 * pieces[p][0]))
+    used = sorted({p for _, p, _ in wants})  # a skeleton no anchor needs is not bought
+    for seg, p, frame in wants:
+        skeleton = first_skeleton + used.index(p)
+        seg["parents"] = [skeleton]
+        seg["conditioning"].append({
+            "kind": "image", "source": f"skeleton:{skeleton}@{frame}", "start_frame": 0,
+            "strength": board.defaults.render.skeleton_strength, "film_frame": seg["output_start"], "fit": "cover"})
+    keyframes = [c for idx in chain_segments for c in stubs[idx]["conditioning"]
+                 if c["kind"] == "image" and c.get("scene") is not None]
+    frames = [t[0] for t in timeline]
+    for p in used:
+        u0, u1 = pieces[p]
+        first = start + (8 * u0 * fps + rate // 2) // rate
+        last = min(start + length - 1, start + (8 * u1 * fps + rate // 2) // rate)
+        n = 8 * (u1 - u0) + 1
+        lo = bisect.bisect_right(frames, first - start) - 1
+        hi = bisect.bisect_right(frames, last - start)
+        prompts = list(dict.fromkeys(t[2] for t in timeline[max(lo, 0):hi]))
+        _, scene_idx, _ = timeline[max(lo, 0)]
+        conds, taken = [], set()
+        for kf in sorted(keyframes, key=lambda c: c["film_frame"]):
+            if not first <= kf["film_frame"] <= last:
+                continue
+            local = min(n - 1, round(((kf["film_frame"] - start) * rate / fps - 8 * u0) / 8) * 8)
+            local -= local % 8
+            if local in taken:  # two keyframes closer than 8 skeleton frames: the first one pins it
+                continue
+            taken.add(local)
+            conds.append({"kind": "image", "source": kf["source"], "start_frame": local, "strength": kf["strength"],
+                          "film_frame": kf["film_frame"], "fit": kf["fit"]})
+        stubs.append({
+            "index": len(stubs), "chain": chain, "scene": board.scenes[scene_idx].id, "n": n, "overlap": 0,
+            "output_start": first, "seam": first, "shown": (first, first), "prompt": ". Then ".join(prompts),
+            "depends_on": None, "conditioning": conds, "role": "skeleton", "parents": [], "piece": p, "rate": rate,
+        })
+    return [s.model_copy(update={"segment": moved[(s.scene, s.keyframe)]}) if (s.scene, s.keyframe) in moved else s
+            for s in snaps]
 
 
 def _place_keyframes(board, group, starts, chain_start, segments, chain_segments, snaps, fps) -> None:
@@ -436,16 +621,22 @@ def _place_keyframes(board, group, starts, chain_start, segments, chain_segments
 
 
 def _finish(board: Storyboard, stubs: list[dict], pricing: Pricing) -> list[PlannedSegment]:
-    """Seeds, prompts and full requests, once every segment's scene is known."""
+    """Seeds, prompts and full requests, once every segment's scene is known (skeletons are
+    seeded and shaped apart, so the film's segments stay as they are in sequential mode)."""
     per_scene: dict[str, int] = {}
     out = []
     for stub in stubs:
         scene = board.scene(stub["scene"])
-        k = per_scene.get(scene.id, 0)
-        per_scene[scene.id] = k + 1
+        skeleton = stub["role"] == "skeleton"
+        k = stub["piece"] if skeleton else per_scene.get(scene.id, 0)
+        if not skeleton:
+            per_scene[scene.id] = k + 1
         scene_params = params_dict(scene.params)
         fixed_seed = scene_params.pop("seed", None)
-        if k in scene.seeds:
+        if skeleton:
+            seed = derive_seed(board.defaults.seed, f"skeleton/{scene.id}", k)
+            scene_params = {}
+        elif k in scene.seeds:
             seed = scene.seeds[k]
         elif fixed_seed is not None:
             seed = fixed_seed if k == 0 else derive_seed(fixed_seed, scene.id, k)
@@ -458,15 +649,18 @@ def _finish(board: Storyboard, stubs: list[dict], pricing: Pricing) -> list[Plan
             fields["negative_prompt"] = board.defaults.negative_prompt
         fields.update(params_dict(board.defaults.params))
         fields.update(scene_params)
+        shape = {"frame_rate": board.output.fps, "resolution": board.output.resolution}
+        if skeleton:  # cheap: 480p, no detail pass (which doubles the price), at the skeleton's rate
+            fields["enable_detail_pass"] = False
+            shape = {"frame_rate": stub["rate"], "resolution": SKELETON_RESOLUTION}
         conditioning = sorted(stub["conditioning"], key=lambda c: (c["kind"] != "video", c["start_frame"]))
-        images = [{"image_url": f"keyframe:{c['scene']}/{c['keyframe']}", "start_frame_num": c["start_frame"],
+        images = [{"image_url": _image_url(c), "start_frame_num": c["start_frame"],
                    "strength": c["strength"]} for c in conditioning if c["kind"] == "image"]
-        videos = [{"video_url": c["source"], "start_frame_num": 0, "strength": c["strength"]}
+        videos = [{"video_url": c["source"], "start_frame_num": c["start_frame"], "strength": c["strength"]}
                   for c in conditioning if c["kind"] == "video"]
         request = GenerationRequest(
-            prompt=prompt, num_frames=stub["n"], frame_rate=board.output.fps,
-            resolution=board.output.resolution, aspect_ratio=board.output.aspect_ratio,
-            seed=seed, images=images, videos=videos, **fields,
+            prompt=prompt, num_frames=stub["n"], aspect_ratio=board.output.aspect_ratio,
+            seed=seed, images=images, videos=videos, **shape, **fields,
         )
         video_conds = [c for c in conditioning if c["kind"] == "video"]
         image_conds = [c for c in conditioning if c["kind"] == "image"]
@@ -476,6 +670,15 @@ def _finish(board: Storyboard, stubs: list[dict], pricing: Pricing) -> list[Plan
             overlap=stub["overlap"], seam_frame=stub["seam"], shown_start=stub["shown"][0],
             shown_end=stub["shown"][1], prompt=prompt, seed=seed, cost_usd=pricing.estimate_cost(request),
             conditioning=[Conditioning(**c) for c in video_conds + image_conds],
-            request=request.to_endpoint_json(),
+            request=request.to_endpoint_json(), role=stub["role"], parents=stub["parents"],
         ))
     return out
+
+
+def _image_url(c: dict) -> str:
+    """A planned image's placeholder URL (the scheduler puts the real file there)."""
+    if c.get("scene") is not None:
+        return f"keyframe:{c['scene']}/{c['keyframe']}"
+    if c["source"].startswith("skeleton:"):
+        return c["source"]
+    return f"image:{c['source']}"  # a storyboard image on a skeleton (not a placed keyframe)

@@ -27,15 +27,20 @@ def _paid_cost(backend_name: str, segments: list[Any]) -> float:
 
 
 def _chain_rest(p: Any, index: int) -> list[Any]:
-    seg = p.segments[index]
-    chain = p.chains[seg.chain]
-    return [p.segments[i] for i in chain.segments if i >= index]
+    """The segment and every one whose request follows from it (the rest of its chain, sequentially)."""
+    from ..planner import descendants
+
+    return [p.segments[i] for i in descendants(p, index)]
 
 
 def _segment_arg(p: Any, index: int) -> Any:
     if not 0 <= index < len(p.segments):
         raise click.BadParameter(f"segment {index} does not exist (the plan has 0–{len(p.segments) - 1})", param_hint="SEGMENT")
-    return p.segments[index]
+    seg = p.segments[index]
+    if seg.role == "skeleton":
+        raise click.BadParameter(f"{seg.label} is a skeleton (never shown); its seed follows the storyboard's "
+                                 "seed: reroll or pin the anchors it conditions instead", param_hint="SEGMENT")
+    return seg
 
 
 @main.command()
@@ -60,8 +65,8 @@ def reroll(board: Path, segment: int, seed: int | None, yes: bool, backend: str,
     seg = _segment_arg(p, segment)
     rest = _chain_rest(p, segment)
     cost = _paid_cost(backend, rest)
-    click.echo(f"{seg.label} has seed {seg.seed}. A new take re-renders it and the {len(rest) - 1} segment(s) after "
-               f"it in chain {seg.chain}: {len(rest)} request(s), ${cost:.2f} with --backend {backend}.")
+    click.echo(f"{seg.label} has seed {seg.seed}. A new take re-renders it and the {len(rest) - 1} segment(s) that "
+               f"follow from it in chain {seg.chain}: {len(rest)} request(s), ${cost:.2f} with --backend {backend}.")
     if not yes and not click.confirm("Pin a new seed?", default=False):
         raise SystemExit(1)
     new = seed if seed is not None else secrets.randbelow(2**31)

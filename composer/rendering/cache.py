@@ -1,13 +1,13 @@
 """The segment cache as the render sees it: keys, and ``SegmentCache`` over a store.
 
-A segment's key is a hash chain (request without URLs, user media hashes, the key
-of the segment that conditions it), so an unchanged segment is never paid twice.
+A segment's key is a hash chain (request without URLs, user media hashes, the keys
+of the segments that condition it), so an unchanged segment is never paid twice.
 Where entries live (a folder, or an object store shared by a team) is ``composer.store``.
 """
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +29,17 @@ __all__ = ["CACHE_VERSION", "CacheEntry", "SegmentCache", "default_cache_dir", "
 
 
 def segment_key(*, backend: str, request_without_urls: dict[str, Any], media_hashes: list[str],
-                parent_key: str | None, overlap: dict[str, Any]) -> str:
+                parent_key: str | Sequence[str] | None, overlap: dict[str, Any]) -> str:
     """The cache key of one segment: a hash over everything its pixels depend on.
 
     Never the bytes of a re-encoded tail: those change with ffmpeg versions and
-    thread counts; the parent's key stands for them.
+    thread counts; the parents' keys stand for them. ``parent_key`` is one key, or the keys
+    of all the segment's parents in plan order (a bridge has two); one parent hashes as its
+    bare key, so sequential keys are the ones they always were.
     """
+    if parent_key is not None and not isinstance(parent_key, str):
+        keys = list(parent_key)
+        parent_key = None if not keys else keys[0] if len(keys) == 1 else keys
     material = {
         "v": CACHE_VERSION,
         "backend": backend,

@@ -1,5 +1,6 @@
 """Run a RenderPlan's segments against a backend: a chain's segments in order,
-independent chains concurrently, every result through the segment cache.
+independent chains concurrently (a bridged plan: each request once all its parents are
+in the cache), every result through the segment cache.
 
 A paid segment is leased, journalled (an intent before the submit, the id after it) and
 written to the cost ledger through ``composer.store.PaidRequest``; a budget stops before a
@@ -7,6 +8,7 @@ request would cross it; a failure stops only its own chain.
 """
 from __future__ import annotations
 
+import heapq
 import threading
 import time
 import traceback
@@ -20,7 +22,7 @@ from collections.abc import Callable
 from ..atomic import atomic_path
 from ..backends.base import Backend, BackendEvent, GenerateContext, file_url
 from ..errors import BudgetExceeded, Cancelled, ComposerError, MediaError
-from ..planner import PlannedSegment, RenderPlan
+from ..planner import PlannedSegment, RenderPlan, request_depths
 from ..request import GenerationRequest
 from ..storyboard.models import Storyboard
 from ..store import PaidRequest
@@ -109,7 +111,9 @@ class MediaResolver:
             return self._hashes[path]
 
     def media_hashes(self, seg: PlannedSegment) -> list[str]:
-        return [f"{self.image_hash(c.source)}:{c.fit}" for c in seg.conditioning if c.kind == "image"]
+        # a skeleton frame's pixels are its skeleton's key (a parent); only which frame is its own
+        return [f"{c.source.split('@', 1)[1] if is_skeleton_frame(c.source) else self.image_hash(c.source)}:{c.fit}"
+                for c in seg.conditioning if c.kind == "image"]
 
     def fitted_image(self, source: str, fit: Literal["cover", "contain"]) -> Path:
         from ..media import fit_image, load_image, save_image
@@ -123,6 +127,10 @@ class MediaResolver:
         return out
 
 
+def is_skeleton_frame(source: str) -> bool:
+    return source.startswith("skeleton:")
+
+
 def tail_mode(board: Storyboard) -> str:
     colour = board.defaults.colour
     return "raw" if colour.method == "none" else colour.tail
@@ -130,6 +138,12 @@ def tail_mode(board: Storyboard) -> str:
 
 def overlap_spec(board: Storyboard, seg: PlannedSegment) -> dict[str, Any]:
     """What a segment's conditioning tail depends on besides its parent's key."""
+    if seg.role != "chain":
+        # bridged: an anchor's colour is settled only after the bridge before it, so a bridge is
+        # conditioned on its neighbours as generated; anchors and skeletons take no clip at all
+        frames = seg.overlap if seg.role == "bridge" else 0
+        return {"frames": frames, "strength": board.defaults.segment.overlap_strength, "tail": "raw",
+                "role": seg.role}
     spec: dict[str, Any] = {"frames": seg.overlap, "strength": board.defaults.segment.overlap_strength,
                             "tail": tail_mode(board)}
     if seg.overlap and spec["tail"] == "corrected":  # the tail's pixels then follow the colour settings
@@ -141,18 +155,19 @@ def overlap_spec(board: Storyboard, seg: PlannedSegment) -> dict[str, Any]:
 
 
 def compute_keys(plan: RenderPlan, board: Storyboard, backend: Backend, media: MediaResolver) -> dict[int, str]:
-    """Every segment's cache key, in plan order (a parent's key before its children's)."""
+    """Every segment's cache key, chained on all its parents' keys (a parent's key before its children's)."""
     keys: dict[int, str] = {}
-    for seg in plan.segments:
+    depths = request_depths(plan.segments)
+    for seg in sorted(plan.segments, key=lambda s: (depths[s.index], s.index)):
         req = seg.generation_request()
         keys[seg.index] = segment_key(
             backend=backend.identity(),
             request_without_urls=req.without_urls(),
             media_hashes=media.media_hashes(seg),
-            parent_key=keys[seg.depends_on] if seg.depends_on is not None else None,
+            parent_key=[keys[p] for p in seg.parents],
             overlap=overlap_spec(board, seg),
         )
-    return keys
+    return {i: keys[i] for i in sorted(keys)}
 
 
 class Scheduler:
@@ -179,6 +194,8 @@ class Scheduler:
         return {i: self.cache.has(k) for i, k in self.keys.items()}
 
     def run(self) -> dict[int, SegmentOutcome]:
+        if self.plan.mode == "bridged":
+            return self._run_graph()
         chains = [[self.plan.segments[i] for i in c.segments] for c in self.plan.chains]
         if self.only is not None:
             chains = [[s for s in ch if s.index in self.only] for ch in chains]
@@ -208,6 +225,90 @@ class Scheduler:
             worker()
         else:
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="chain") as pool:
+                for f in [pool.submit(worker) for _ in range(workers)]:
+                    f.result()
+        return self.outcomes
+
+    def _run_graph(self) -> dict[int, SegmentOutcome]:
+        """Run the plan's DAG: a request starts once all its parents are in the cache (skeletons
+        first, then anchors side by side, then bridges), ``jobs`` at a time. A failure skips
+        only what depends on it."""
+        wanted = [s for s in self.plan.segments if self.only is None or s.index in self.only]
+        index = {s.index for s in wanted}
+        depths = request_depths(self.plan.segments)
+        for s in wanted:
+            self.emit(SegmentQueued(s.index, s.label))
+        waiting = {s.index: {p for p in s.parents if p in index} for s in wanted}
+        children: dict[int, list[int]] = {s.index: [] for s in wanted}
+        for s in wanted:
+            for p in waiting[s.index]:
+                children[p].append(s.index)
+        ready = [(depths[i], i) for i, ps in waiting.items() if not ps]
+        heapq.heapify(ready)
+        streams: dict[int, Any] = {}  # chain -> its colour stream, for sequential chains with corrected tails
+        cond = threading.Condition()
+        busy = [0]
+
+        def step(seg: PlannedSegment, others: bool) -> bool:
+            """Run one segment; False when deferred (leased by another machine while other work waits)."""
+            out = self.outcomes[seg.index]
+            broken = [p for p in seg.parents if p in index and not self.outcomes[p].ok]
+            if broken or self.cancel.is_set():
+                out.status = "skipped"
+                out.error = f"not rendered: {self.plan.segments[broken[0]].label} failed" if broken else "cancelled"
+                self.emit(SegmentFailed(seg.index, seg.label, out.error, skipped=True))
+                return True
+            try:
+                if others and self._leased_elsewhere(seg):
+                    return False
+                if seg.role == "chain" and seg.depends_on is not None and tail_mode(self.board) == "corrected" \
+                        and not self.cache.has(self.keys[seg.index]):
+                    stream = streams.get(seg.chain)
+                    if stream is None:
+                        from ..assemble import ChainStream
+
+                        stream = streams[seg.chain] = ChainStream(
+                            self.plan.chains[seg.chain], self.plan, self.board.defaults.colour,
+                            keep_full_tail=True, keep_samples=True)
+                    self._follow_chain(stream, seg.depends_on)
+                self._run_segment(seg, out)
+            except ComposerError as exc:
+                out.status, out.error, out.error_type = "failed", str(exc), type(exc).__name__
+                self.emit(SegmentFailed(seg.index, seg.label, str(exc)))
+            except Exception as exc:  # noqa: BLE001 — a bug in one segment must not lose the others' (paid) work
+                out.status, out.error = "failed", f"internal error: {exc!r}"
+                self.emit(SegmentFailed(seg.index, seg.label, out.error + "\n" + traceback.format_exc()))
+            return True
+
+        def worker() -> None:
+            while True:
+                with cond:
+                    while not ready and busy[0]:
+                        cond.wait()
+                    if not ready:
+                        return
+                    _, i = heapq.heappop(ready)
+                    busy[0] += 1
+                    others = bool(ready)
+                done = step(self.plan.segments[i], others)
+                with cond:
+                    busy[0] -= 1
+                    if done:
+                        for child in children[i]:
+                            waiting[child].discard(i)
+                            if not waiting[child]:
+                                heapq.heappush(ready, (depths[child], child))
+                    else:
+                        heapq.heappush(ready, (depths[i] + 1, i))  # behind the other ready work
+                    cond.notify_all()
+                if not done:
+                    time.sleep(0.25)  # each look at a lease is a request to the store: not too often
+
+        workers = max(1, min(self.jobs, len(wanted)))
+        if workers == 1:
+            worker()
+        else:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="graph") as pool:
                 for f in [pool.submit(worker) for _ in range(workers)]:
                     f.result()
         return self.outcomes
@@ -319,9 +420,10 @@ class Scheduler:
             cancelled=self.cancel.is_set,
             confirm_resubmit=confirm_resubmit if paid is not None else None,
             segment_index=seg.index,
-            film_start=seg.output_start_frame,
-            film_end=seg.output_start_frame + seg.num_frames,
-            overlap=seg.overlap,
+            # a skeleton is not film footage (its own frame rate, never shown)
+            film_start=seg.output_start_frame if seg.shown else None,
+            film_end=seg.output_start_frame + seg.num_frames if seg.shown else None,
+            overlap=seg.overlap if seg.role == "chain" or seg.role == "bridge" else 0,
         )
         segdir = self.workdir / f"seg{seg.index:04d}"
         segdir.mkdir(parents=True, exist_ok=True)
@@ -358,14 +460,19 @@ class Scheduler:
         body: dict[str, Any] = dict(seg.request)
         images = [dict(i) for i in body.get("images", [])]
         videos = [dict(v) for v in body.get("videos", [])]
+        # the planner lists conditioning videos first, then images, each in its request's order
         image_conds = [c for c in seg.conditioning if c.kind == "image"]
-        by_url = {f"keyframe:{c.scene}/{c.keyframe}": c for c in image_conds}
-        for item in images:
-            c = by_url[item["image_url"]]
-            item["image_url"] = file_url(self.media.fitted_image(c.source, c.fit or "cover"))
-        for item in videos:
-            parent = int(item["video_url"].split(":", 1)[1])
-            item["video_url"] = file_url(self._tail_clip(parent, seg.overlap))
+        video_conds = [c for c in seg.conditioning if c.kind == "video"]
+        for item, c in zip(images, image_conds, strict=True):
+            if is_skeleton_frame(c.source):
+                item["image_url"] = file_url(self._skeleton_frame(c.source))
+            else:
+                item["image_url"] = file_url(self.media.fitted_image(c.source, c.fit or "cover"))
+        for item, c in zip(videos, video_conds, strict=True):
+            what, parent = c.source.split(":", 1)
+            frames = c.num_frames or seg.overlap
+            clip = self._head_clip(int(parent), frames) if what == "head" else self._tail_clip(int(parent), frames)
+            item["video_url"] = file_url(clip)
         body["images"], body["videos"] = images, videos
         return GenerationRequest.model_validate(body)
 
@@ -401,6 +508,39 @@ class Scheduler:
             # under the 2 MB the fal backend sends inline as a data URI.
             with atomic_path(out, fsync=False) as tmp:  # the run's own scratch folder: no durability needed
                 write_clip(clip, tmp, self.plan.fps, preset="ultrafast", pix_fmt="yuv420p")
+        return out
+
+    def _head_clip(self, parent: int, frames: int) -> Path:
+        """The first ``frames`` frames of the parent's output (the next anchor's head, for a bridge)."""
+        from ..media import read_frames, write_clip
+
+        src = self.outcomes[parent].video
+        if src is None:
+            raise MediaError(f"segment {parent} has no video to condition on")
+        out = self.workdir / f"head{parent:04d}x{frames}.mp4"
+        if not out.exists():
+            clip = read_frames(src, start=0, count=frames, pix_fmt="yuv420p")
+            if len(clip) != frames:
+                raise MediaError(f"segment {parent}: expected {frames} head frames, decoded {len(clip)}")
+            with atomic_path(out, fsync=False) as tmp:
+                write_clip(clip, tmp, self.plan.fps, preset="ultrafast", pix_fmt="yuv420p")
+        return out
+
+    def _skeleton_frame(self, source: str) -> Path:
+        """A skeleton frame (``skeleton:<segment>@<frame>``) fitted to the film's size, as a PNG."""
+        from ..media import fit_image, read_frames, save_image
+
+        index, frame = (int(x) for x in source.split(":", 1)[1].split("@"))
+        src = self.outcomes[index].video
+        if src is None:
+            raise MediaError(f"skeleton {index} has no video to take frame {frame} from")
+        out = self.workdir / f"skeleton{index:04d}@{frame}-{self.plan.width}x{self.plan.height}.png"
+        if not out.exists():
+            got = read_frames(src, start=frame, count=1)
+            if len(got) != 1:
+                raise MediaError(f"skeleton {index}: cannot decode frame {frame}")
+            with atomic_path(out, fsync=False) as tmp:
+                save_image(fit_image(got[0], self.plan.width, self.plan.height, "cover"), tmp)
         return out
 
     def _check_output(self, seg: PlannedSegment, path: Path, num_frames: int | None = None) -> None:

@@ -134,6 +134,19 @@ class Audio(_Model):
     fade_out: Annotated[TimecodeField, AfterValidator(_not_negative)] = Field("0s", validate_default=True)
 
 
+class RenderSpec(_Model):
+    """How a chain's segments depend on each other (see the README's section on bridged rendering)."""
+
+    mode: Literal["sequential", "bridged"] = Field(
+        "sequential",
+        description="sequential: each segment continues the one before. bridged: every other segment (an "
+                    "anchor) is generated independently, pinned by keyframes or a cheap skeleton of the chain, "
+                    "then the segments between them (bridges) are conditioned on both neighbours.",
+    )
+    skeleton_strength: float = Field(1.0, ge=0.0, le=1.0,
+                                     description="bridged: how strongly a skeleton frame pins an anchor's first frame.")
+
+
 class Defaults(_Model):
     negative_prompt: str | None = None
     style: str = ""
@@ -141,6 +154,7 @@ class Defaults(_Model):
     segment: SegmentSpec = SegmentSpec()
     params: EndpointParams = EndpointParams()
     colour: ColourSpec = ColourSpec()
+    render: RenderSpec = RenderSpec()
 
 
 class Keyframe(_Model):

@@ -23,7 +23,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated drift kinds (composer.drift.KINDS); default the historical three")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds each generation takes on top of rendering")
     parser.add_argument("--queue-delay", type=float, default=0.0, help="seconds each request waits IN_QUEUE")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--concurrency", "--workers", dest="concurrency", type=int, default=2,
+                        help="requests running at once, like a fal account (2 for a new one, up to 40); "
+                             "the rest wait IN_QUEUE")
     parser.add_argument("--canned", action="store_true", help="return a test pattern after --latency, no rendering")
     parser.add_argument("--canned-clip", default=None, help="return this file for every request")
     parser.add_argument("--validate-on", choices=("submit", "result"), default="submit")
@@ -34,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.drift_kinds:
         drift = {"kinds": [k for k in args.drift_kinds.split(",") if k], "amount": args.drift}
     emu = FalEmulator(host=args.host, port=args.port, key=args.key, drift=drift, latency=args.latency,
-                      queue_delay=args.queue_delay, workers=args.workers, canned=args.canned,
+                      queue_delay=args.queue_delay, concurrency=args.concurrency, canned=args.canned,
                       canned_clip=args.canned_clip, validate_on=args.validate_on, state_dir=args.state_dir)
     emu.start()
     for k, v in emu.env().items():

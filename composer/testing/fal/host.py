@@ -24,7 +24,9 @@ class EmulatorHost:
     queue_delay: float
     canned: bool
     canned_clip: Path | None
+    concurrency: int
     workers: int
+    peak_running: int
     validate_on: str
     renderer: str | Callable[[Any, Path], Path]
     apps: tuple[str, ...]
@@ -44,7 +46,9 @@ class EmulatorHost:
     _job_faults: list[JobFault]
     _cdn_tokens: set[str]
     _pending_puts: dict[str, tuple[str, str, str]]
-    _slots: threading.Semaphore
+    _slot_cond: threading.Condition
+    _waiting: list[tuple[float, str]]
+    _running: int
     _stop: threading.Event
     _threads: list[threading.Thread]
     _root: Path | None

@@ -1,5 +1,8 @@
 """fal's queue protocol in the emulator: submit, status, result, cancel, synchronous run,
 job threads and persistent job state (``state_dir``) that survives a restart.
+
+Like a fal account, at most ``concurrency`` queue requests run at once; the rest wait
+IN_QUEUE in submit order, with their ``queue_position`` (0 = next to start).
 """
 from __future__ import annotations
 
@@ -230,22 +233,51 @@ class QueueMixin(EmulatorHost):
             wait = self.queue_delay + sum(f.seconds for f in job.faults if f.kind == "slow_queue")
             if wait and self._sleep(job, wait):
                 return
-            if use_slot:
-                while not self._slots.acquire(timeout=0.05):
+            if use_slot and not self._take_slot(job):
+                return
+            try:
+                if not use_slot:
                     if self._interrupted(job):
                         return
-            try:
-                if self._interrupted(job):
-                    return
-                self._set_state(job, "IN_PROGRESS")
+                    self._set_state(job, "IN_PROGRESS")
                 self._process(job)
             finally:
                 if use_slot:
-                    self._slots.release()
+                    self._give_slot()
         except Exception as exc:  # noqa: BLE001 — a job thread must end its job whatever failed, never leave it hanging
             _log.exception("fal emulator job %s failed", job.id)
             self._finish(job, error=self._server_error(f"{type(exc).__name__}: {exc}", "runner_server_error", 500))
 
+
+    def _take_slot(self, job: Job) -> bool:
+        """Wait IN_QUEUE for one of the account's ``concurrency`` slots, first come first served
+        (by submit time, as fal's queue does); False when cancelled or stopping first. The job
+        turns IN_PROGRESS under the same lock, so no status call sees more running than the limit."""
+        entry = (job.created, job.id)
+        with self._slot_cond:
+            self._waiting.append(entry)
+            self._waiting.sort()
+            try:
+                while True:
+                    if self._interrupted(job):
+                        return False
+                    if self._running < self.concurrency and self._waiting[0] == entry:
+                        self._waiting.pop(0)
+                        self._running += 1
+                        self.peak_running = max(self.peak_running, self._running)
+                        self._set_state(job, "IN_PROGRESS")
+                        self._slot_cond.notify_all()  # the next in line may fit too
+                        return True
+                    self._slot_cond.wait(0.05)  # wakes on a freed slot; the timeout notices a cancel
+            finally:
+                if entry in self._waiting:
+                    self._waiting.remove(entry)
+                    self._slot_cond.notify_all()
+
+    def _give_slot(self) -> None:
+        with self._slot_cond:
+            self._running -= 1
+            self._slot_cond.notify_all()
 
     def _persist(self, job: Job) -> None:
         if self.state_dir is None or job.sync:

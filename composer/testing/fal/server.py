@@ -134,6 +134,7 @@ class FalEmulator(FaultsMixin, CdnMixin, QueueMixin, GenerationMixin):
         queue_delay: float = 0.0,
         canned: bool = False,
         canned_clip: str | os.PathLike | None = None,
+        concurrency: int | None = None,
         workers: int = 2,
         validate_on: str = "submit",
         renderer: str | Callable[[Any, Path], Path] = "auto",
@@ -154,7 +155,11 @@ class FalEmulator(FaultsMixin, CdnMixin, QueueMixin, GenerationMixin):
         self.queue_delay = float(queue_delay)
         self.canned = bool(canned or canned_clip)
         self.canned_clip = Path(canned_clip) if canned_clip else None
-        self.workers = max(1, int(workers))
+        # Like a fal account: at most this many requests run at once (2 for a new account,
+        # up to 40 with credits), the rest wait IN_QUEUE. ``workers`` is its older name.
+        self.concurrency = max(1, int(concurrency if concurrency is not None else workers))
+        self.workers = self.concurrency
+        self.peak_running = 0  # the most queue requests that were ever IN_PROGRESS at once
         self.validate_on = validate_on
         self.renderer = renderer
         self.apps = tuple(apps) if apps else (APP_ID,)
@@ -177,7 +182,9 @@ class FalEmulator(FaultsMixin, CdnMixin, QueueMixin, GenerationMixin):
         self._job_faults: list[JobFault] = []
         self._cdn_tokens: set[str] = set()
         self._pending_puts: dict[str, tuple[str, str, str]] = {}
-        self._slots = threading.Semaphore(self.workers)
+        self._slot_cond = threading.Condition()
+        self._waiting: list[tuple[float, str]] = []  # (submitted, id) of jobs waiting for a slot, oldest first
+        self._running = 0
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._server: _TLSServer | None = None
@@ -362,12 +369,16 @@ class FalEmulator(FaultsMixin, CdnMixin, QueueMixin, GenerationMixin):
     def stats(self) -> dict[str, Any]:
         with self._lock:
             return {
+                "concurrency": self.concurrency,
+                "running": self._running,
+                "peak_running": self.peak_running,
                 "counts": dict(self.counts),
                 "tls_connections": self.tls_connections,
                 "submits": dict(self.submits),
                 "jobs": {
                     j.id: {"app_id": j.app_id, "state": j.state, "cancelled": j.cancelled,
                            "result_fetches": j.result_fetches, "error": (j.error or {}).get("error_type"),
+                           "created": j.created, "started": j.started, "finished": j.finished,
                            "media": [asdict(m) for m in j.media]}
                     for j in self.jobs.values()
                 },
