@@ -320,3 +320,40 @@ def test_sigkill_with_anchors_in_flight_then_resume_pays_nothing_twice(emu, tmp_
     assert len(ledger) == len(set(ledger)) == 4
     assert list((cache / "journal").glob("*.json")) == []
     assert probe(out).num_frames == p.total_frames
+
+
+# --------------------------------------------------------------------------- doctor --live --bridged
+
+
+def test_doctor_bridged_probe_asks_then_renders_two_anchors_and_a_bridge(fal_emulator_factory, monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from composer.backends.fal import FalBackend
+    from composer.cli import main
+    from composer.testing.fixtures import use_fal_emulator
+
+    emu = use_fal_emulator(fal_emulator_factory(canned=True, key="sk-test-probe:1234"), monkeypatch)
+    monkeypatch.setitem(FalBackend.__init__.__kwdefaults__, "poll_interval", 0.02)
+    monkeypatch.setitem(FalBackend.__init__.__kwdefaults__, "base_delay", 0.01)
+    cache = tmp_path / "cache"
+    runner = CliRunner()
+    no = runner.invoke(main, ["doctor", "--live", "--bridged", "--cache-dir", str(cache)], input="n\n")
+    assert no.exit_code == 1 and "Spend up to $0.12 on fal? [y/N]" in no.output
+    assert emu.submit_count() == 0
+    r = runner.invoke(main, ["doctor", "--live", "--bridged", "--yes", "--cache-dir", str(cache)],
+                      catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert emu.submit_count() == 3  # two anchors pinned by keyframes (no skeleton) and one bridge
+    bodies = sorted(emu.submitted_bodies(), key=lambda b: len(b.get("videos", [])))
+    assert [len(b.get("videos", [])) for b in bodies] == [0, 0, 2]
+    assert [v["start_frame_num"] for v in bodies[2]["videos"]] == [0, 24]
+    saved = json.loads((cache / "doctor" / "bridged.json").read_text())
+    sheet = Path(saved["contact_sheet"])
+    assert sheet == cache / "doctor" / "bridged-contact-sheet.png" and str(sheet) in r.output
+    img = load_image(sheet)
+    assert img.shape[:2] == (4 * (24 + round(480 * 160 / 848)), 9 * 160)  # four labelled rows of nine thumbnails
+    assert [s["seam"] for s in saved["seams"]] == ["head", "tail"] and saved["requests_made"] == 3
+    assert saved["cost_usd"] == pytest.approx(0.12)
+    assert "bridged tail (videos at frame 24)" in r.output
+    assert sorted(x["request_id"] for x in SegmentCache(cache).ledger()) == sorted(emu.jobs)
+    assert "sk-test-probe" not in r.output and "sk-test-probe" not in (cache / "doctor" / "bridged.json").read_text()
