@@ -357,3 +357,39 @@ def test_doctor_bridged_probe_asks_then_renders_two_anchors_and_a_bridge(fal_emu
     assert "bridged tail (videos at frame 24)" in r.output
     assert sorted(x["request_id"] for x in SegmentCache(cache).ledger()) == sorted(emu.jobs)
     assert "sk-test-probe" not in r.output and "sk-test-probe" not in (cache / "doctor" / "bridged.json").read_text()
+
+
+# --------------------------------------------------------------------------- the emulator's renderer
+
+
+def test_ltx_trim_rule_for_a_conditioning_video():
+    from composer.testing.fal.validation import conditioning_frames
+
+    # written from LTX-Video's trim_conditioning_sequence: min(length, num_frames - start), then 8k+1
+    assert conditioning_frames(24, 9, 33) == 9      # a bridge's videos[1]: ends on the last frame
+    assert conditioning_frames(24, 17, 33) == 9     # too long for the room left: trimmed
+    assert conditioning_frames(0, 40, 33) == 33
+    assert conditioning_frames(32, 9, 33) == 1      # one frame left: a single keyframe-like frame
+    assert conditioning_frames(8, 12, 33) == 9      # not 8k+1: trimmed down to it
+
+
+def test_emulator_renders_a_bridge_with_both_anchors_in_place(fal_emulator_factory, monkeypatch, write_board,
+                                                            tmp_path):
+    from composer.backends.fal import FalBackend
+    from composer.testing.fixtures import use_fal_emulator
+
+    emu = use_fal_emulator(fal_emulator_factory(canned=False, renderer="preview", key="sk-test-emu:42"), monkeypatch)
+    monkeypatch.setitem(FalBackend.__init__.__kwdefaults__, "poll_interval", 0.02)
+    board = write_board(SMALL.replace("720p", "480p"))
+    p = plan(load(board))
+    r = render(board, tmp_path / "film.mp4", backend="fal", cache=tmp_path / "cache", review=False, otio=False)
+    assert r.generated == emu.submit_count() == 4
+    v = {i: o.video for i, o in r.outcomes.items()}
+    bridge = emu.job(r.outcomes[1].request_id)
+    lines = [entry["message"] for entry in bridge.logs]
+    assert "videos[0]: 9 frame(s) in place at frames 0-8 (strength 1)" in lines
+    assert "videos[1]: 9 frame(s) in place at frames 8-16 (strength 1)" in lines
+    tail, head = _frames(v[1], 8, 9), _frames(v[2], 0, 9)
+    assert np.abs(tail - head).mean() < 3.0
+    assert [int(np.argmin([np.abs(t - h).mean() for h in head])) for t in tail] == list(range(9))
+    assert probe(tmp_path / "film.mp4").num_frames == p.total_frames
