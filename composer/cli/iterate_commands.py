@@ -39,7 +39,8 @@ def _segment_arg(p: Any, index: int) -> Any:
     seg = p.segments[index]
     if seg.role == "skeleton":
         raise click.BadParameter(f"{seg.label} is never shown (it only conditions anchors) and its seed "
-                                 "follows the storyboard's: reroll or pin the anchors it conditions instead", param_hint="SEGMENT")
+                                 "follows the storyboard's: reroll or pin the anchors it conditions instead",
+                                 param_hint="SEGMENT")
     return seg
 
 
