@@ -208,6 +208,12 @@ def test_bridged_preview_render_is_frame_exact(tmp_path, write_board):
     assert film.shape[0] == 97
     manifest = json.loads((tmp_path / "film.manifest.json").read_text())
     assert manifest["requests_made"] == 5 and {s["index"] for s in manifest["segments"]} == {0, 1, 2, 3, 4}
+    import opentimelineio as otio  # the editor's timeline: the film's frames, the skeleton nowhere
+
+    timeline = otio.adapters.read_from_file(str(tmp_path / "film.otio"))
+    assert timeline.duration().to_frames() == p.total_frames
+    markers = [m for clip in timeline.tracks[0] for m in getattr(clip, "markers", [])]
+    assert [m.metadata["composer"].get("segment") for m in markers if m.metadata["composer"]["kind"] == "keyframe"] == [0]
 
     # cached: a second render makes nothing; a new take of the second anchor re-renders it and the
     # bridges on either side (both have it as a parent), not the first anchor or the skeleton

@@ -175,7 +175,11 @@ class GenerationMixin(EmulatorHost):
             path = local_path(item.video_url)
             if path is None:
                 continue
-            used = conditioning_frames(item.start_frame_num, probe(path).num_frames, request.num_frames)
+            try:
+                length = probe(path).num_frames
+            except MediaError:  # a log line must not fail the job: the renderer judges the media
+                continue
+            used = conditioning_frames(item.start_frame_num, length, request.num_frames)
             self._log(job, f"videos[{i}]: {used} frame(s) in place at frames {item.start_frame_num}-"
                            f"{item.start_frame_num + used - 1} (strength {item.strength:g})")
 
