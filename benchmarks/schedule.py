@@ -71,7 +71,7 @@ def affected(old_plan, new_plan) -> set[int]:
     while grew:
         grew = False
         for s in new_plan.segments:
-            if s.depends_on in changed and s.index not in changed:
+            if any(p in changed for p in s.parents) and s.index not in changed:
                 changed.add(s.index)
                 grew = True
     return changed

@@ -649,7 +649,7 @@ def _finish(board: Storyboard, stubs: list[dict], pricing: Pricing) -> list[Plan
             fields["negative_prompt"] = board.defaults.negative_prompt
         fields.update(params_dict(board.defaults.params))
         fields.update(scene_params)
-        shape = {"frame_rate": board.output.fps, "resolution": board.output.resolution}
+        shape: dict[str, Any] = {"frame_rate": board.output.fps, "resolution": board.output.resolution}
         if skeleton:  # cheap: 480p, no detail pass (which doubles the price), at the skeleton's rate
             fields["enable_detail_pass"] = False
             shape = {"frame_rate": stub["rate"], "resolution": SKELETON_RESOLUTION}

@@ -208,6 +208,12 @@ def test_bridged_preview_render_is_frame_exact(tmp_path, write_board):
     assert film.shape[0] == 97
     manifest = json.loads((tmp_path / "film.manifest.json").read_text())
     assert manifest["requests_made"] == 5 and {s["index"] for s in manifest["segments"]} == {0, 1, 2, 3, 4}
+    import opentimelineio as otio  # the editor's timeline: the film's frames, the skeleton nowhere
+
+    timeline = otio.adapters.read_from_file(str(tmp_path / "film.otio"))
+    assert timeline.duration().to_frames() == p.total_frames
+    markers = [m for clip in timeline.tracks[0] for m in getattr(clip, "markers", [])]
+    assert [m.metadata["composer"].get("segment") for m in markers if m.metadata["composer"]["kind"] == "keyframe"] == [0]
 
     # cached: a second render makes nothing; a new take of the second anchor re-renders it and the
     # bridges on either side (both have it as a parent), not the first anchor or the skeleton
@@ -320,3 +326,76 @@ def test_sigkill_with_anchors_in_flight_then_resume_pays_nothing_twice(emu, tmp_
     assert len(ledger) == len(set(ledger)) == 4
     assert list((cache / "journal").glob("*.json")) == []
     assert probe(out).num_frames == p.total_frames
+
+
+# --------------------------------------------------------------------------- doctor --live --bridged
+
+
+def test_doctor_bridged_probe_asks_then_renders_two_anchors_and_a_bridge(fal_emulator_factory, monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from composer.backends.fal import FalBackend
+    from composer.cli import main
+    from composer.testing.fixtures import use_fal_emulator
+
+    emu = use_fal_emulator(fal_emulator_factory(canned=True, key="sk-test-probe:1234"), monkeypatch)
+    monkeypatch.setitem(FalBackend.__init__.__kwdefaults__, "poll_interval", 0.02)
+    monkeypatch.setitem(FalBackend.__init__.__kwdefaults__, "base_delay", 0.01)
+    cache = tmp_path / "cache"
+    runner = CliRunner()
+    no = runner.invoke(main, ["doctor", "--live", "--bridged", "--cache-dir", str(cache)], input="n\n")
+    assert no.exit_code == 1 and "Spend up to $0.12 on fal? [y/N]" in no.output
+    assert emu.submit_count() == 0
+    r = runner.invoke(main, ["doctor", "--live", "--bridged", "--yes", "--cache-dir", str(cache)],
+                      catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert emu.submit_count() == 3  # two anchors pinned by keyframes (no skeleton) and one bridge
+    bodies = sorted(emu.submitted_bodies(), key=lambda b: len(b.get("videos", [])))
+    assert [len(b.get("videos", [])) for b in bodies] == [0, 0, 2]
+    assert [v["start_frame_num"] for v in bodies[2]["videos"]] == [0, 24]
+    saved = json.loads((cache / "doctor" / "bridged.json").read_text())
+    sheet = Path(saved["contact_sheet"])
+    assert sheet == cache / "doctor" / "bridged-contact-sheet.png" and str(sheet) in r.output
+    img = load_image(sheet)
+    assert img.shape[:2] == (4 * (24 + round(480 * 160 / 848)), 9 * 160)  # four labelled rows of nine thumbnails
+    assert [s["seam"] for s in saved["seams"]] == ["head", "tail"] and saved["requests_made"] == 3
+    assert saved["cost_usd"] == pytest.approx(0.12)
+    assert "bridged tail (videos at frame 24)" in r.output
+    assert sorted(x["request_id"] for x in SegmentCache(cache).ledger()) == sorted(emu.jobs)
+    assert "sk-test-probe" not in r.output and "sk-test-probe" not in (cache / "doctor" / "bridged.json").read_text()
+
+
+# --------------------------------------------------------------------------- the emulator's renderer
+
+
+def test_ltx_trim_rule_for_a_conditioning_video():
+    from composer.testing.fal.validation import conditioning_frames
+
+    # written from LTX-Video's trim_conditioning_sequence: min(length, num_frames - start), then 8k+1
+    assert conditioning_frames(24, 9, 33) == 9      # a bridge's videos[1]: ends on the last frame
+    assert conditioning_frames(24, 17, 33) == 9     # too long for the room left: trimmed
+    assert conditioning_frames(0, 40, 33) == 33
+    assert conditioning_frames(32, 9, 33) == 1      # one frame left: a single keyframe-like frame
+    assert conditioning_frames(8, 12, 33) == 9      # not 8k+1: trimmed down to it
+
+
+def test_emulator_renders_a_bridge_with_both_anchors_in_place(fal_emulator_factory, monkeypatch, write_board,
+                                                            tmp_path):
+    from composer.backends.fal import FalBackend
+    from composer.testing.fixtures import use_fal_emulator
+
+    emu = use_fal_emulator(fal_emulator_factory(canned=False, renderer="preview", key="sk-test-emu:42"), monkeypatch)
+    monkeypatch.setitem(FalBackend.__init__.__kwdefaults__, "poll_interval", 0.02)
+    board = write_board(SMALL.replace("720p", "480p"))
+    p = plan(load(board))
+    r = render(board, tmp_path / "film.mp4", backend="fal", cache=tmp_path / "cache", review=False, otio=False)
+    assert r.generated == emu.submit_count() == 4
+    v = {i: o.video for i, o in r.outcomes.items()}
+    bridge = emu.job(r.outcomes[1].request_id)
+    lines = [entry["message"] for entry in bridge.logs]
+    assert "videos[0]: 9 frame(s) in place at frames 0-8 (strength 1)" in lines
+    assert "videos[1]: 9 frame(s) in place at frames 8-16 (strength 1)" in lines
+    tail, head = _frames(v[1], 8, 9), _frames(v[2], 0, 9)
+    assert np.abs(tail - head).mean() < 3.0
+    assert [int(np.argmin([np.abs(t - h).mean() for h in head])) for t in tail] == list(range(9))
+    assert probe(tmp_path / "film.mp4").num_frames == p.total_frames

@@ -319,7 +319,8 @@ def _planned(b: Any, backend: str, cache_dir: str | None, scenes: tuple[str, ...
 @click.option("--codec", type=click.Choice(["h264", "prores", "dnxhr"]), default="h264", show_default=True)
 @click.option("--drift", type=click.FloatRange(0, 4), default=None,
               help="preview: add model-like colour drift (testing colour matching).")
-@click.option("--scene", "scenes", multiple=True, help="Render and write only this scene (repeatable).")
+@click.option("--scene", "scenes", multiple=True,
+              help="Render and write only this scene (repeatable: scenes apart are joined by cuts, in film order).")
 @click.option("--range", "frame_range", default=None, metavar="START-END",
               help="Render and write only this part of the film, e.g. 00:10-00:25 or 240f-600f.")
 @click.option("--draft", is_flag=True, help="Same plan at 480p with fewer steps, for cheap iteration (cached apart).")

@@ -28,6 +28,14 @@ before anything is spent) that measure what offline work can only assume:
   and for a default 121-frame 720p segment.
 
 The findings are printed and saved as JSON in the cache (``doctor/live.json``).
+
+The bridged probe (``run_bridged_probe``, ``composer doctor --live --bridged``): a
+tiny bridged film through the real render path (two 33-frame anchors pinned by
+keyframes and one bridge conditioned on both, three paid requests), measuring how
+closely the bridge keeps each anchor's frames where they condition it, and saving
+a contact sheet (``doctor/bridged-contact-sheet.png``) for a person to judge; fal's
+server code is not public, so this is what tells whether it honours ``videos[1]``
+at a late start the way LTX's reference pipeline does.
 The emulator (``composer.testing.fal_emulator``) is kept consistent with them:
 its output sizes come from ``OUTPUT_SIZES`` and its input validation from
 ``GenerationRequest``; when a live run reports a difference, change those (the
@@ -67,6 +75,7 @@ __all__ = [
     "check_key",
     "live_cost",
     "live_probes",
+    "run_bridged_probe",
     "run_checks",
     "run_live",
     "save_findings",
@@ -560,4 +569,140 @@ def describe_findings(findings: dict[str, Any]) -> list[str]:
     if lat.get("segment_total_s") is not None:
         lines.append(f"composer plan now estimates wall time at {lat['segment_total_s']:.1f}s per request")
     lines.append(f"spent: {len(findings['paid_requests'])} request(s), ${findings['cost_usd']:.2f}")
+    return lines
+
+
+# --------------------------------------------------------------------------- the bridged probe
+
+# Two anchors pinned by keyframes (so no skeleton request) and the bridge between them:
+# 33 + 24 + 24 = 81 frames. The second keyframe lands on the bridge's conditioned tail,
+# which makes it the second anchor's first frame.
+BRIDGED_PROBE_BOARD = """\
+version: 1
+title: composer doctor bridged probe
+output: {resolution: 480p, aspect_ratio: "16:9", fps: 24}
+defaults:
+  seed: 7
+  segment: {frames: 33, overlap: 9}
+  params: {enable_detail_pass: false}
+  render: {mode: bridged}
+scenes:
+  - id: probe
+    duration: 81f
+    prompt: "A slow, steady pan across a quiet harbour at dawn, boats rocking gently"
+    keyframes:
+      - {at: 0f, image: a.png}
+      - {at: 48f, image: b.png}
+"""
+SHEET_THUMB_WIDTH = 160
+
+
+def bridged_probe_cost() -> float:
+    """What the bridged probe spends at most: its three requests (nothing when they are cached)."""
+    return round(3 * request_cost(False), 6)
+
+
+def _probe_picture(path: Path, hue: int) -> None:
+    import cv2
+    import numpy as np
+
+    y, x = np.mgrid[0:480, 0:848]
+    hsv = np.stack([(x * 90 // 848 + hue) % 180, 120 + y * 100 // 480, np.full_like(x, 200)], -1).astype(np.uint8)
+    img = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
+    for k in range(6):
+        cv2.circle(img, (80 + 140 * k, 240 + (-1) ** k * 90), 40, (240, 240, 240), -1, cv2.LINE_AA)
+    if not cv2.imwrite(str(path), img):  # pragma: no cover
+        raise ComposerError(f"cannot write the probe image {path}")
+
+
+def run_bridged_probe(*, cache_dir: str | Path | None = None, backend: str = "fal",
+                      backend_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Render the bridged probe film on ``backend`` (paid on fal: through the cache, the journal
+    and the ledger like any render), measure both seams of its bridge and save a contact sheet.
+
+    Returns the findings; the sheet and ``bridged.json`` are in ``<cache>/doctor/``.
+    """
+    import numpy as np
+
+    from ..media import read_frames
+    from ..planner import plan
+    from ..rendering import render
+    from ..rendering.cache import SegmentCache
+    from ..storyboard import load
+
+    cache = SegmentCache(cache_dir)
+    folder = Path(tempfile.mkdtemp(prefix="doctor-bridged-", dir=cache.root / "tmp"))
+    try:
+        _probe_picture(folder / "a.png", 10)
+        _probe_picture(folder / "b.png", 100)
+        board_path = folder / "probe.yaml"
+        board_path.write_text(BRIDGED_PROBE_BOARD, encoding="utf-8")
+        board = load(board_path)
+        p = plan(board)
+        if [s.role for s in p.segments] != ["anchor", "bridge", "anchor"]:  # pragma: no cover - a planner change
+            raise ComposerError(f"the bridged probe plans {[s.role for s in p.segments]}, not two anchors and a bridge")
+        result = render(board, folder / "film.mp4", backend=backend, backend_options=backend_options, cache=cache,
+                        review=False, otio=False, jobs=2)
+        videos = {i: o.video for i, o in result.outcomes.items()}
+        a0, bridge, _ = p.segments
+        ov = bridge.overlap
+
+        def clip(i: int, start: int) -> Any:
+            frames = read_frames(videos[i], start=start, count=ov)  # type: ignore[arg-type]
+            return np.stack(frames).astype(np.int16)
+
+        rows = {"anchor 0 tail (videos[0])": clip(0, a0.num_frames - ov), "bridge head": clip(1, 0),
+                "bridge tail": clip(1, bridge.num_frames - ov), "anchor 2 head (videos[1])": clip(2, 0)}
+        seams = []
+        for name, given, kept in (("head", rows["anchor 0 tail (videos[0])"], rows["bridge head"]),
+                                  ("tail", rows["anchor 2 head (videos[1])"], rows["bridge tail"])):
+            step = np.abs(kept[1:] - kept[:-1]).mean()  # an ordinary frame-to-frame change, for scale
+            seams.append({"seam": name, "start_frame_num": 0 if name == "head" else bridge.num_frames - ov,
+                          "kept_mae": round(float(np.abs(given - kept).mean()), 3),
+                          "frame_step_mae": round(float(step), 3)})
+        doctor_dir = cache.root / "doctor"
+        sheet = doctor_dir / "bridged-contact-sheet.png"
+        _contact_sheet(rows, sheet)
+        findings = {
+            "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "backend": backend, "requests_made": result.generated, "from_cache": result.cached,
+            "cost_usd": result.cost_usd, "request_ids": [o.request_id for o in result.outcomes.values()],
+            "seams": seams, "contact_sheet": str(sheet),
+        }
+        atomic_write_text(doctor_dir / "bridged.json", json.dumps(findings, indent=2, sort_keys=True) + "\n")
+        return findings
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _contact_sheet(rows: dict[str, Any], path: Path) -> None:
+    """One labelled row of thumbnails per clip: rows 1 and 2 should match, and rows 3 and 4."""
+    import cv2
+    import numpy as np
+
+    from ..atomic import atomic_path
+    from ..media import save_image
+
+    lines = []
+    for label, frames in rows.items():
+        h, w = frames.shape[1:3]
+        th = round(h * SHEET_THUMB_WIDTH / w)
+        thumbs = [cv2.resize(f.astype(np.uint8), (SHEET_THUMB_WIDTH, th), interpolation=cv2.INTER_AREA)
+                  for f in frames]
+        band = np.full((24, SHEET_THUMB_WIDTH * len(thumbs), 3), 20, np.uint8)
+        cv2.putText(band, label, (6, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (230, 230, 230), 1, cv2.LINE_AA)
+        lines += [band, np.concatenate(thumbs, axis=1)]
+    with atomic_path(path) as tmp:
+        save_image(np.concatenate(lines, axis=0), tmp)
+
+
+def describe_bridged(findings: dict[str, Any]) -> list[str]:
+    """The bridged probe's findings as report lines."""
+    lines = []
+    for s in findings["seams"]:
+        lines.append(f"bridged {s['seam']} (videos at frame {s['start_frame_num']}): the bridge keeps the anchor's "
+                     f"frames to a mean difference of {s['kept_mae']:.1f} (an ordinary frame step: "
+                     f"{s['frame_step_mae']:.1f})")
+    lines.append(f"bridged probe: {findings['requests_made']} request(s) made, {findings['from_cache']} from cache, "
+                 f"${findings['cost_usd']:.2f}; look at the contact sheet: {findings['contact_sheet']}")
     return lines

@@ -413,11 +413,14 @@ def _run_generate(instance: Any, request: GenerationRequest, output: Path, cache
 @click.option("--live", is_flag=True,
               help="Also make a few paid requests to fal (the cost is stated first) to measure output sizes, "
                    "validation and latency; the findings are saved in the cache.")
+@click.option("--bridged", is_flag=True,
+              help="With --live: instead of the measurements, render a tiny bridged film (two anchors and one "
+                   "bridge, three paid requests) and save a contact sheet of the bridge's seams to look at.")
 @click.option("--yes", "-y", is_flag=True, help="With --live: do not ask before spending.")
 @click.option("--timeout", type=click.FloatRange(0.1, 60), default=3.0, show_default=True,
               help="Seconds to wait for fal's queue host.")
 @handle_errors
-def doctor(cache_dir: str | None, live: bool, yes: bool, timeout: float) -> None:
+def doctor(cache_dir: str | None, live: bool, yes: bool, timeout: float, bridged: bool = False) -> None:
     """Check ffmpeg, the cache, FAL_KEY and fal's endpoint; --live measures the real endpoint."""
     from . import doctor as doc
 
@@ -425,6 +428,8 @@ def doctor(cache_dir: str | None, live: bool, yes: bool, timeout: float) -> None
     for check in checks:
         click.echo(check.line())
     failed = [c for c in checks if c.status == "fail"]
+    if bridged and not live:
+        raise click.UsageError("--bridged is a live probe: use it with --live")
     if live:
         key, endpoint = checks[2], checks[3]
         if not key.details.get("set"):
@@ -432,6 +437,17 @@ def doctor(cache_dir: str | None, live: bool, yes: bool, timeout: float) -> None
                                 "(https://fal.ai/dashboard/keys); nothing was spent")
         if not endpoint.details.get("reachable") or endpoint.status == "fail":
             raise ComposerError(f"--live needs fal's endpoint: {endpoint.summary}; nothing was spent")
+        if bridged:
+            cost = doc.bridged_probe_cost()
+            click.echo(f"--live --bridged renders a 81-frame bridged film on {ENDPOINT_ID}: two anchors and one "
+                       f"bridge, 3 paid requests, about ${cost:.2f} (nothing for requests already in the cache).")
+            if not yes:
+                click.confirm(f"Spend up to ${cost:.2f} on fal?", default=False, abort=True)
+            for line in doc.describe_bridged(doc.run_bridged_probe(cache_dir=cache_dir)):
+                click.echo(line)
+            if failed:
+                sys.exit(1)
+            return
         probes = doc.live_probes()
         cost = doc.live_cost(probes)
         click.echo(f"--live makes {len(probes)} paid request(s) to {ENDPOINT_ID} (one per resolution and aspect "

@@ -38,8 +38,9 @@ def _segment_arg(p: Any, index: int) -> Any:
         raise click.BadParameter(f"segment {index} does not exist (the plan has 0–{len(p.segments) - 1})", param_hint="SEGMENT")
     seg = p.segments[index]
     if seg.role == "skeleton":
-        raise click.BadParameter(f"{seg.label} is a skeleton (never shown); its seed follows the storyboard's "
-                                 "seed: reroll or pin the anchors it conditions instead", param_hint="SEGMENT")
+        raise click.BadParameter(f"{seg.label} is never shown (it only conditions anchors) and its seed "
+                                 "follows the storyboard's: reroll or pin the anchors it conditions instead",
+                                 param_hint="SEGMENT")
     return seg
 
 

@@ -35,7 +35,8 @@ class RenderOptions:
     """How to render: every setting of ``render()`` but what and where.
 
     ``scenes`` or ``frame_range`` (film frames, end exclusive) render and write only
-    that part, generating only the segments it needs. ``draft`` renders the storyboard
+    that part, generating only the segments it needs; scenes apart are written one after
+    another in film order, joined by cuts, with the film's audio under each as it is. ``draft`` renders the storyboard
     at 480p with fewer steps (its cache entries never mix with full quality).
     ``otio`` writes ``film.otio`` beside a whole film; ``per_chain`` also writes each
     chain's own file and ``film.chains.otio``. ``frame_range`` is film frames ``(start, end)``

@@ -19,7 +19,7 @@ from ...errors import MediaError
 from .drift import preview_options
 from .faults import JobFault
 from .state import ERRORS_URL, SAFETY_MESSAGE, Job, _short
-from .validation import validate_input
+from .validation import conditioning_frames, validate_input
 from .host import EmulatorHost
 
 def _render_testsrc(request, workdir: Path) -> Path:
@@ -140,6 +140,7 @@ class GenerationMixin(EmulatorHost):
                 with atomic_path(dest) as tmp:
                     shutil.copyfile(src, tmp)
             else:
+                self._log_conditioning(job, local)
                 if self._progress_sleep(job, self.latency):
                     return
                 workdir = self._started_root / "work" / job.id
@@ -164,6 +165,23 @@ class GenerationMixin(EmulatorHost):
             "seed": seed,
         }
         self._finish(job, result=result)
+
+    def _log_conditioning(self, job: Job, request) -> None:
+        """Say where each conditioning video lands, by LTX's rule (the renderer follows the same one)."""
+        from ...backends.base import local_path
+        from ...media import probe
+
+        for i, item in enumerate(request.videos):
+            path = local_path(item.video_url)
+            if path is None:
+                continue
+            try:
+                length = probe(path).num_frames
+            except MediaError:  # a log line must not fail the job: the renderer judges the media
+                continue
+            used = conditioning_frames(item.start_frame_num, length, request.num_frames)
+            self._log(job, f"videos[{i}]: {used} frame(s) in place at frames {item.start_frame_num}-"
+                           f"{item.start_frame_num + used - 1} (strength {item.strength:g})")
 
     def _progress_sleep(self, job: Job, seconds: float) -> bool:
         """Sleep ``seconds`` in steps, logging progress like a sampler does; True when interrupted."""

@@ -105,6 +105,15 @@ def ltx_rules(body: dict[str, Any]) -> list[dict[str, Any]]:
     return detail
 
 
+def conditioning_frames(start: int, length: int, num_frames: int) -> int:
+    """How many frames of a conditioning video of ``length`` frames at ``start`` LTX uses: trimmed
+    to end inside the output, then to 8k+1 (``trim_conditioning_sequence`` in LTX-Video's
+    ``pipeline_ltx_video.py``); 0 when none fit. Those frames replace the generated ones in place
+    from ``start`` on, blended by the item's strength, at any start on the 8-frame grid."""
+    count = min(length, num_frames - start)
+    return (count - 1) // 8 * 8 + 1 if count >= 1 else 0
+
+
 def validate_input(body: Any) -> list[dict[str, Any]]:
     """The endpoint's 422 detail for ``body`` (empty when it is acceptable)."""
     if not isinstance(body, dict):
