@@ -88,6 +88,9 @@ class Backend(ABC):
     version: str = "0"
     endpoint_id: str = ""
     paid: bool = False
+    # whether ``GenerationResult.num_frames`` comes from decoding the clip it returns (then the
+    # scheduler trusts it); otherwise the clip is probed before it may enter the cache
+    verifies_clips: bool = False
 
     @abstractmethod
     def generate(self, request: GenerationRequest, workdir: Path, ctx: GenerateContext | None = None) -> GenerationResult:

@@ -127,6 +127,8 @@ class FalBackend(Backend):
     shared by all threads; ``close()`` closes them.
     """
 
+    verifies_clips = True  # it wrote (preview) or decoded (fal) the clip it returns
+
     name = "fal"
     version = "1"
     paid = True

@@ -481,6 +481,8 @@ class PreviewBackend(Backend):
     ``text`` draws the prompt and a frame counter in a thin band at the bottom.
     """
 
+    verifies_clips = True  # it wrote (preview) or decoded (fal) the clip it returns
+
     name = "preview"
     version = "1"
     endpoint_id = ENDPOINT_ID

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import heapq
+import re
 import threading
 import time
 import traceback
@@ -284,8 +285,8 @@ class Scheduler:
                 self._run_segment(seg, out)
                 self._landed(out)
             except ComposerError as exc:
-                out.status, out.error, out.error_type = "failed", str(exc), type(exc).__name__
-                self.emit(SegmentFailed(seg.index, seg.label, str(exc)))
+                out.status, out.error, out.error_type = "failed", self._said(seg, exc), type(exc).__name__
+                self.emit(SegmentFailed(seg.index, seg.label, out.error))
             except Exception as exc:  # noqa: BLE001 — a bug in one segment must not lose the others' (paid) work
                 out.status, out.error = "failed", f"internal error: {exc!r}"
                 self.emit(SegmentFailed(seg.index, seg.label, out.error + "\n" + traceback.format_exc()))
@@ -351,9 +352,9 @@ class Scheduler:
                 self._heal(seg, out)  # the seam gate (rendering.heal), before any successor is submitted
                 self._landed(out)
             except ComposerError as exc:
-                out.status, out.error, out.error_type = "failed", str(exc), type(exc).__name__
+                out.status, out.error, out.error_type = "failed", self._said(seg, exc), type(exc).__name__
                 run.broken = f"not rendered: {seg.label} failed"
-                self.emit(SegmentFailed(seg.index, seg.label, str(exc)))
+                self.emit(SegmentFailed(seg.index, seg.label, out.error))
             except Exception as exc:  # noqa: BLE001 — a bug in one segment must not lose the other chains' (paid) work
                 out.status, out.error = "failed", f"internal error: {exc!r}"
                 run.broken = f"not rendered: {seg.label} failed"
@@ -373,6 +374,15 @@ class Scheduler:
             return True
         self.cache.store.release(got)
         return False
+
+    def _said(self, seg: PlannedSegment, exc: Exception) -> str:
+        """The error as the user should read it: the run's scratch files (removed when the run
+        ends) are named as what they are, the segment's working copy, never by their temp path."""
+        text = str(exc)
+        scratch = re.compile(re.escape(str(self.workdir)) + r"[^\s'\":,;)]*")
+        if scratch.search(text):
+            text = scratch.sub(f"the working copy of {seg.label}", text)
+        return text
 
     def _landed(self, out: SegmentOutcome) -> None:
         if self.on_landed is not None and out.video is not None:
@@ -473,7 +483,7 @@ class Scheduler:
         newly_paid = paid.settle(result.request_id) if paid is not None else False
         if newly_paid:
             self.emit(CostIncurred(seg.index, cost, self.budget.spent_usd))
-        self._check_output(seg, result.path, result.num_frames)
+        self._check_output(seg, result.path, result.num_frames if self.backend.verifies_clips else None)
         meta = {
             "segment": seg.index, "scene": seg.scene, "backend": self.backend.identity(),
             "request_id": result.request_id, "seed": result.seed if result.seed is not None else seg.seed,
