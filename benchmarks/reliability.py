@@ -766,6 +766,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--silent", action="store_true")
     p.add_argument("--fuzz-worker", nargs=3, type=int, metavar=("N", "SEED", "KEEP"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.fuzz_worker:  # the fuzz part's own process (see run_inputs), not a benchmark run
+        fuzz_worker(*args.fuzz_worker)
+        return 0
     if args.kills is None:
         args.kills = 1 if args.quick else 50
     if args.fuzz is None:
