@@ -536,20 +536,27 @@ class Scheduler:
 
     def _tail_clip(self, parent: int, frames: int) -> Path:
         """The last ``frames`` frames of the parent's actual output, as a small MP4."""
+        return self._conditioning_clip(parent, frames, "tail")
+
+    def _head_clip(self, parent: int, frames: int) -> Path:
+        """The first ``frames`` frames of the parent's output (the next anchor's head, for a bridge)."""
+        return self._conditioning_clip(parent, frames, "head")
+
+    def _conditioning_clip(self, parent: int, frames: int, end: Literal["head", "tail"]) -> Path:
         from ..media import read_frames, write_clip
         from ..media.writer import NoSpaceError
 
         src = self.outcomes[parent].video
         if src is None:
             raise MediaError(f"segment {parent} has no video to condition on")
-        out = self.workdir / f"tail{parent:04d}x{frames}.mp4"
+        out = self.workdir / f"{end}{parent:04d}x{frames}.mp4"
         if not out.exists():
             n = self.plan.segments[parent].num_frames
-            shown = self._shown_tails.pop(parent, None)
+            shown = self._shown_tails.pop(parent, None) if end == "tail" else None
             clip = (shown[-frames:] if shown is not None
-                    else read_frames(src, start=n - frames, count=frames, pix_fmt="yuv420p"))
+                    else read_frames(src, start=n - frames if end == "tail" else 0, count=frames, pix_fmt="yuv420p"))
             if len(clip) != frames:
-                raise MediaError(f"segment {parent}: expected {frames} tail frames, decoded {len(clip)}")
+                raise MediaError(f"segment {parent}: expected {frames} {end} frames, decoded {len(clip)}")
             # ultrafast: on the critical path of every dependent segment, ~3x quicker than veryfast at the
             # same crf 12 quality; bigger (a 1280x720 17-frame preview tail: ~1.0 MB vs ~0.66 MB), still
             # under the 2 MB the fal backend sends inline as a data URI.
@@ -559,25 +566,10 @@ class Scheduler:
             except (OSError, MediaError) as exc:
                 if not _out_of_space(exc):
                     raise
-                raise NoSpaceError(self.cache.root, f"the last {frames} frames of segment {parent}, which condition "
-                                   "the next segment; the disk is full: free some space there or choose another "
-                                   "--cache-dir") from exc
-        return out
-
-    def _head_clip(self, parent: int, frames: int) -> Path:
-        """The first ``frames`` frames of the parent's output (the next anchor's head, for a bridge)."""
-        from ..media import read_frames, write_clip
-
-        src = self.outcomes[parent].video
-        if src is None:
-            raise MediaError(f"segment {parent} has no video to condition on")
-        out = self.workdir / f"head{parent:04d}x{frames}.mp4"
-        if not out.exists():
-            clip = read_frames(src, start=0, count=frames, pix_fmt="yuv420p")
-            if len(clip) != frames:
-                raise MediaError(f"segment {parent}: expected {frames} head frames, decoded {len(clip)}")
-            with atomic_path(out, fsync=False) as tmp:
-                write_clip(clip, tmp, self.plan.fps, preset="ultrafast", pix_fmt="yuv420p")
+                which = "last" if end == "tail" else "first"
+                raise NoSpaceError(self.cache.root, f"the {which} {frames} frames of segment {parent}, which "
+                                   "condition the next segment; the disk is full: free some space there or choose "
+                                   "another --cache-dir") from exc
         return out
 
     def _skeleton_frame(self, source: str) -> Path:
