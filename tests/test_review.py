@@ -231,9 +231,16 @@ def test_drift_plot_per_chain(film: Path) -> None:
     for chain in manifest["plan"]["chains"]:
         start = html.index(f'data-chain="{chain["index"]}"')
         figure = html[start:html.index("</figure>", start)]
-        # one point per segment of the chain on the contrast line (the first polyline)
+        # one point per measured segment of the chain on the contrast line (the first polyline); a
+        # segment showing only dark or flat frames sets no look and has no drift to plot
+        info = {s["index"]: (s.get("colour") or {}).get("info") or {} for s in manifest["segments"]}
+        measured = [i for i in chain["segments"] if "drift" in info[i]]
+        assert measured and all("no anchor" in info[i].get("hold", "") or "dark" in info[i].get("hold", "")
+                                for i in chain["segments"] if i not in measured)
         points = figure.split('points="', 1)[1].split('"', 1)[0].split()
-        assert len(points) == len(chain["segments"])
+        assert len(points) == len(measured)
+        xs = sorted(float(p.split(",")[0]) for p in points)
+        assert xs == sorted(set(xs))  # distinct segments, not one repeated
 
 
 def test_partial_render_page(film: Path) -> None:
