@@ -99,6 +99,10 @@ class Emulator:
         self.env = {**os.environ, **self.emu.env(), "PYTHONPATH": str(ROOT)}
 
     def paid(self) -> int:
+        """What fal would bill: accepted submits less those that failed on fal's side (5xx, never billed)."""
+        return self.emu.billed_count()
+
+    def submits(self) -> int:
         return self.emu.submit_count()
 
     def __enter__(self) -> Emulator:
@@ -324,7 +328,9 @@ def fault_scenarios(quick: bool) -> list[tuple[str, Callable[[Any], None], str]]
         ("dropped connection ×2 at result", lambda e: e.drop("result", times=2), "complete"),
         ("dropped connection at submit, before fal queued it", lambda e: e.drop("submit"), "stops"),
         ("dropped connection at submit, after fal queued it", lambda e: e.drop("submit", after_accept=True), "stops"),
-        ("HTTP 500 at submit, after fal queued it", lambda e: e.fail("submit", 500, after_accept=True), "stops"),
+        # fal's answer names the queued request (x-fal-request-id): followed, not bought again
+        ("HTTP 500 at submit, after fal queued it (its id in the answer)",
+         lambda e: e.fail("submit", 500, after_accept=True), "complete"),
         ("slow queue (+2 s) ×2", lambda e: e.slow_queue(2.0, times=2), "complete"),
         ("result error (runner 500) ×1", lambda e: e.fail_generation(times=1), "complete"),
         ("safety rejection ×1", lambda e: e.reject_safety(times=1), "stops"),
@@ -363,6 +369,7 @@ def fault_row(i: int, name: str, arm: Callable[[Any], None], expect: str, tmp: P
             row["resume_exits"] = exits
         row["asked"] = asked
         row["paid"] = emu.paid()
+        row["submits"] = emu.submits()
     row["plan"] = plan.requests
     row["frames"] = frames_of(out)
     row["complete"] = row["frames"] == plan.total_frames
@@ -495,8 +502,8 @@ def trigger(kind: str, cache: Path, out: Path, emu: Emulator, plan: Any) -> Call
         return lambda: journal_state(cache)[0] > 0
     if kind == "submit accepted, id not journalled":
         return lambda: emu.paid() > 0 and journal_state(cache)[0] > 0
-    if kind == "id journalled":
-        return lambda: journal_state(cache)[1] > 0
+    if kind == "id journalled":  # and no other segment inside its submit's window, so no resume need ask
+        return lambda: journal_state(cache)[1] > 0 and journal_state(cache)[0] == 0
     if kind == "first segment published":
         return lambda: any(cache.glob("segments/*/*/meta.json"))
     if kind == "half the segments published":
@@ -514,8 +521,9 @@ def render_args(board: Path, out: Path, cache: Path) -> list[Any]:
     return ["render", board, "-o", out, "--backend", "fal", "--cache-dir", cache, "--quiet", "--no-review"]
 
 
-def kill_trial(i: int, point: dict[str, Any], tmp: Path, board: Path, plan: Any, latency: float) -> dict[str, Any]:
-    d = tmp / f"kill{i}"
+def kill_trial(i: int, point: dict[str, Any], tmp: Path, board: Path, plan: Any, latency: float,
+               attempt: int = 0) -> dict[str, Any]:
+    d = tmp / f"kill{i}" / f"try{attempt}"
     cache, out = d / "cache", d / "out" / "film.mp4"
     out.parent.mkdir(parents=True)
     args = render_args(board, out, cache)
@@ -583,6 +591,15 @@ def run_kills(tmp: Path, board: Path, plan: Any, n_random: int, chosen: list[str
     def one(item: tuple[int, dict[str, Any]]) -> dict[str, Any]:
         i, point = item
         t = kill_trial(i, point, tmp, board, plan, latency)
+        drawn = [point.get("at_s")]
+        # The clean render's duration is a guess at this trial's (the load varies): a render that ended
+        # before its kill time was not a kill, so draw again inside the time that render actually took.
+        trial_rng = random.Random(f"{seed}-{i}")
+        while point["kind"] == "random time" and not t["killed"] and len(drawn) < 4:
+            point = {"kind": "random time", "at_s": round(trial_rng.uniform(0.0, t["killed_at_s"]), 3)}
+            drawn.append(point["at_s"])
+            t = kill_trial(i, point, tmp, board, plan, latency, attempt=len(drawn) - 1)
+        t["drawn_s"] = drawn
         at = f" {t['planned_at_s']} s" if t["planned_at_s"] is not None else ""
         log(f"  kill {i + 1}/{len(points)} ({t['kind']}{at}, killed at {t['killed_at_s']} s): paid "
             f"{t['paid']}/{t['plan']}, frames {t['frames']}/{t['film_frames']}{', asked' if t['asked'] else ''}")
@@ -690,7 +707,7 @@ def report(data: dict[str, Any]) -> str:
                        common.verdict(cli_ok == len(fz["cli_sample"]))])
     missed = [f"{c['class']} / {c['name']}: {c['detail']}" for c in inputs["cases"]
               if not (c.get("clear_error") or c.get("converted"))]
-    fault_rows = [[f["fault"], f["first_exit"], "yes" if f["asked"] else "", f["paid"], f["plan"],
+    fault_rows = [[f["fault"], f["first_exit"], "yes" if f["asked"] else "", f["paid"], f.get("submits", ""), f["plan"],
                    f"{f['frames']}/{b['frames']}" if f["frames"] > 0 else "none", common.verdict(f["survived"])]
                   for f in data["faults"]]
     disk_rows = [[r["case"], "skipped: " + r["skipped"], "", "", ""] if "skipped" in r else
@@ -724,10 +741,12 @@ def report(data: dict[str, Any]) -> str:
         f"`composer render --backend fal` of a {b['requests']}-request board ({b['chains']} chains, {b['frames']} "
         f"frames) in a subprocess, a fresh cache and emulator each, {data['jobs']} scenarios at once. "
         "*Asked* = the render stopped with one line saying it may "
-        "pay twice and how to go on; it was then run again, and with `--yes` where that asked. *Paid* counts the submits fal "
-        "accepted (a failed generation is one of them).",
+        "pay twice and how to go on; it was then run again, and with `--yes` where that asked. *Paid* is what fal "
+        "bills: the submits it accepted, less those that failed on fal's side (a 5xx result, "
+        "which fal's docs say is never billed); "
+        "*submits* counts them all.",
         "",
-        common.md_table(["fault", "exit", "asked", "paid", "plan", "film", "survived"], fault_rows),
+        common.md_table(["fault", "exit", "asked", "paid", "submits", "plan", "film", "survived"], fault_rows),
         "",
         "**Full disks** (a 192 KiB tmpfs): the film, the cache (preview backend), a fal download into the cache "
         "(then the tmpfs grown and the render resumed). *Survived* = one line saying no space and naming the "
@@ -737,7 +756,9 @@ def report(data: dict[str, Any]) -> str:
         "",
         f"**SIGKILL** of the render's process group (the CLI and its ffmpeg children) at {s['kills_random']} seeded "
         f"random times across a clean render's {clean['seconds']:.1f} s (median of {len(clean.get('runs', []))} run "
-        f"{data['jobs']} at once, as the trials run; paid {clean['paid']}/{b['requests']}), and at moments chosen by "
+        f"{data['jobs']} at once, as the trials run; paid {clean['paid']}/{b['requests']}); a trial whose render ended "
+        f"before its time was drawn again inside the time that render took "
+        f"({sum(len(t.get('drawn_s', [0])) - 1 for t in trials)} redraws), and at moments chosen by "
         "watching the emulator and the cache's journal, each trial with its own emulator; each followed by a resume "
         "(`composer render` again, stdin not a terminal; with `--yes` only if it asked).",
         "",

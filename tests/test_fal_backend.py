@@ -327,12 +327,38 @@ def test_resume_of_failed_request_submits_anew(canned, tmp_path):
     emu.fail_generation(times=1)
     rec = Recorder()
     with pytest.raises(BackendError) as info:
-        backend(emu).generate(small_request(), tmp_path, rec.ctx)
+        backend(emu, failed_resubmits=0).generate(small_request(), tmp_path, rec.ctx)
     assert info.value.retryable and "runner_server_error" in str(info.value)
     rec2 = Recorder(resume_request_id=rec.submitted[0])
     result = backend(emu).generate(small_request(), tmp_path, rec2.ctx)
     assert result.request_id != rec.submitted[0] and rec2.submitted == [result.request_id]
-    assert emu.submit_count() == 2
+    assert emu.submit_count() == 2 and emu.billed_count() == 1
+
+
+def test_a_request_that_failed_on_fals_side_is_bought_again_unbilled(canned, tmp_path):
+    """fal bills no 5xx failure, so the backend submits again by itself, a bounded number of times."""
+    emu = canned
+    emu.fail_generation(times=2)
+    rec = Recorder()
+    result = backend(emu).generate(small_request(), tmp_path, rec.ctx)
+    assert len(rec.submitted) == 3 and result.request_id == rec.submitted[-1]  # each new id journalled
+    assert emu.submit_count() == 3 and emu.billed_count() == 1
+    assert sum("does not bill server errors" in e.message for e in rec.kinds("log")) == 2
+
+    emu.fail_generation(times=None)  # fails every time: the backend gives up after its resubmits
+    rec = Recorder()
+    with pytest.raises(BackendError, match="runner_server_error"):
+        backend(emu, failed_resubmits=1).generate(small_request(), tmp_path, rec.ctx)
+    assert len(rec.submitted) == 2
+
+
+def test_a_rejected_request_is_not_bought_again(canned, tmp_path):
+    emu = canned
+    emu.fail_generation(status=422, error="Unprocessable Entity", error_type=None, times=1)
+    rec = Recorder()
+    with pytest.raises(BackendError):
+        backend(emu).generate(small_request(), tmp_path, rec.ctx)
+    assert len(rec.submitted) == 1 and emu.submit_count() == 1
 
 
 def test_cancel_while_polling_cancels_on_server(canned, tmp_path):

@@ -299,3 +299,16 @@ def test_preflight_fails_in_seconds_without_a_key_or_a_network(emu, write_board,
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "unreachable" in lines[0] and "nothing was spent" in lines[0], r.stderr
     assert not out.exists()
+
+
+def test_a_queue_that_drops_connections_is_not_called_unreachable(emu, write_board, tmp_path):
+    """The preflight probe meets the same dropped connections as the render: a host that takes the
+    connection is there, so the render goes on and its own retries carry it through."""
+    board = write_board(ONE_CHAIN)
+    cache, out = tmp_path / "cache", tmp_path / "film.mp4"
+    emu.drop("status", times=3)  # the probe's three tries, all dropped
+    r = cli(emu, *render_args(board, out, cache))
+    assert r.returncode == 0, r.stderr
+    assert "unreachable" not in r.stderr
+    assert emu.counts["status_fault_drop"] == 3
+    assert emu.submit_count() == plan(load(board)).requests and probe(out).num_frames == 24

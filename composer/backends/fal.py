@@ -147,6 +147,7 @@ class FalBackend(Backend):
         data_uri_max_bytes: int = DEFAULT_DATA_URI_MAX_BYTES,
         download_max_bytes: int = DEFAULT_DOWNLOAD_MAX_BYTES,
         download_retries: int = 3,
+        failed_resubmits: int = 2,
         verify_output: bool = True,
         transport: httpx.BaseTransport | None = None,
         env: Mapping[str, str] | None = None,
@@ -164,6 +165,8 @@ class FalBackend(Backend):
         self.data_uri_max_bytes = int(data_uri_max_bytes)
         self.download_max_bytes = int(download_max_bytes)
         self.download_retries = max(0, int(download_retries))
+        # fal does not bill a request that failed on its side (5xx): such a one is bought again, a few times
+        self.failed_resubmits = max(0, int(failed_resubmits))
         self.verify_output = verify_output
         self._uploads: dict[tuple, str] = {}  # (file, size, mtime, storage hosts) → URL, for this backend's life
         self._upload_locks: dict[tuple, threading.Lock] = {}
@@ -197,6 +200,11 @@ class FalBackend(Backend):
             if "status" in answer or isinstance(answer.get("error"), httpx.ConnectError):
                 break
             answer = probe_queue(self.endpoint_id, timeout, self.env)
+        if isinstance(answer.get("error"), (httpx.RemoteProtocolError, httpx.ReadError)):
+            # a host took the connection and then dropped it: fal (or something) is there; the render's own
+            # retries deal with a flaky line, and "unreachable" would be untrue
+            _log.info("fal's queue dropped the probe's connection (%s); going on", type(answer["error"]).__name__)
+            return
         if "status" not in answer:
             exc = answer.get("error")
             why = f"{type(exc).__name__}" if exc is not None else f"no answer within {timeout:g}s"
@@ -313,6 +321,14 @@ class _QueuedAnyway(Exception):
     def __init__(self, request_id: str, status_code: int):
         super().__init__(request_id)
         self.request_id, self.status_code = request_id, status_code
+
+
+class _FailedOnServer(Exception):
+    """A request that fal ran and that failed on fal's side (its result is a 5xx): not billed."""
+
+    def __init__(self, error: BackendError):
+        super().__init__(str(error))
+        self.error = error
 
 
 class _Run:
@@ -450,7 +466,16 @@ class _Run:
             handle, status = self.reattach(self.ctx.resume_request_id)
         if handle is None:
             handle = self.submit()
-        result = self.wait(handle, status)
+        for attempt in range(self.b.failed_resubmits + 1):
+            try:
+                result = self.wait(handle, status)
+                break
+            except _FailedOnServer as failed:
+                if attempt >= self.b.failed_resubmits:
+                    raise failed.error from None
+                self.ctx.emit("log", f"fal request {handle.request_id} failed on fal's side ({failed.error}); fal "
+                                     "does not bill server errors (HTTP 5xx), so it is submitted again")
+                handle, status = self.submit(), None
         video = result.get("video") if isinstance(result, dict) else None
         url = video.get("url") if isinstance(video, dict) else None
         if not isinstance(url, str) or not url:
@@ -569,7 +594,10 @@ class _Run:
         try:
             handle.get()
         except fal_client.FalClientHTTPError as exc:
-            raise self.classify(exc, "result") from exc
+            error = self.classify(exc, "result")
+            if exc.status_code >= 500 and error.retryable:
+                raise _FailedOnServer(error) from exc
+            raise error from exc
         except Exception as exc:  # noqa: BLE001 - no details to add: the status below says enough
             _log.debug("fetching the failed result gave %s", type(exc).__name__)
         text = f"{status.error}" + (f" ({status.error_type})" if status.error_type else "")

@@ -99,7 +99,7 @@ class BackendChoice(click.Choice):
     def __init__(self) -> None:
         super().__init__((), case_sensitive=True)
 
-    @property  # type: ignore[override]
+    @property  # type: ignore[override, unused-ignore]  # click 8.5 made it a property itself
     def choices(self) -> tuple[str, ...]:
         from ..backends import backend_names
 

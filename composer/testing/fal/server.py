@@ -333,6 +333,16 @@ class FalEmulator(FaultsMixin, CdnMixin, QueueMixin, GenerationMixin):
         with self._lock:
             return self.submits[app_id] if app_id else sum(self.submits.values())
 
+    def billed_count(self, app_id: str | None = None) -> int:
+        """What fal would bill: accepted submits, less those that failed on fal's side (HTTP 5xx results are
+        never billed, by fal's docs); a cancelled or rejected request still counts."""
+        with self._lock:
+            free = sum(1 for j in self.jobs.values()
+                       if not j.sync and (app_id is None or j.app_id == app_id)
+                       and j.error and int(j.error.get("status") or 0) >= 500)
+            submitted = self.submits[app_id] if app_id else sum(self.submits.values())
+        return submitted - free
+
     def submitted_bodies(self, app_id: str | None = None) -> list[Any]:
         with self._lock:
             return [j.body for j in self.jobs.values() if not j.sync and (app_id is None or j.app_id == app_id)]
