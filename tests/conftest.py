@@ -26,6 +26,17 @@ def make_image(path: Path, width: int = 320, height: int = 180, hue: int = 0) ->
 
 
 @pytest.fixture
+def fal_client_urls_restored():
+    """The backend sets fal_client's module URLs from the env it was given; put them back after each test."""
+    import fal_client.client as fc
+
+    saved = {name: getattr(fc, name) for name in ("RUN_URL_FORMAT", "QUEUE_URL_FORMAT", "REST_URL", "CDN_URL")}
+    yield
+    for name, value in saved.items():
+        setattr(fc, name, value)
+
+
+@pytest.fixture
 def board_dir(tmp_path: Path) -> Path:
     """A folder with images/a.png, images/b.png and audio/tone.wav beside where boards are written."""
     make_image(tmp_path / "images" / "a.png", hue=10)

@@ -32,6 +32,8 @@ from composer.testing.fixtures import (
     use_fal_emulator,
 )
 
+pytestmark = pytest.mark.usefixtures("fal_client_urls_restored")
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -81,17 +83,6 @@ def conditioned_request(media) -> GenerationRequest:
 
 def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-@pytest.fixture(autouse=True)
-def _fal_client_urls_restored():
-    """The backend sets fal_client's module URLs from the env it was given; put them back after each test."""
-    import fal_client.client as fc
-
-    saved = {name: getattr(fc, name) for name in ("RUN_URL_FORMAT", "QUEUE_URL_FORMAT", "REST_URL", "CDN_URL")}
-    yield
-    for name, value in saved.items():
-        setattr(fc, name, value)
 
 
 @pytest.fixture

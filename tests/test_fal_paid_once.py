@@ -18,18 +18,9 @@ from composer.request import GenerationRequest
 from composer.storyboard import load
 from composer.testing.fixtures import FAST_BACKEND_OPTIONS
 
+pytestmark = pytest.mark.usefixtures("fal_client_urls_restored")
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(autouse=True)
-def _fal_client_urls_restored():
-    """The backend sets fal_client's module URLs from the env it was given; put them back after each test."""
-    import fal_client.client as fc
-
-    saved = {name: getattr(fc, name) for name in ("RUN_URL_FORMAT", "QUEUE_URL_FORMAT", "REST_URL", "CDN_URL")}
-    yield
-    for name, value in saved.items():
-        setattr(fc, name, value)
 
 
 def generate(emu, tmp_path: Path) -> tuple[object, list[BackendEvent], list[str]]:
