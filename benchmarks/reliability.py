@@ -503,7 +503,7 @@ def trigger(kind: str, cache: Path, out: Path, emu: Emulator, plan: Any) -> Call
     if kind == "submit accepted, id not journalled":
         return lambda: emu.paid() > 0 and journal_state(cache)[0] > 0
     if kind == "id journalled":  # and no other segment inside its submit's window, so no resume need ask
-        return lambda: journal_state(cache)[1] > 0 and journal_state(cache)[0] == 0
+        return lambda: (lambda intents, ids: ids > 0 and intents == 0)(*journal_state(cache))
     if kind == "first segment published":
         return lambda: any(cache.glob("segments/*/*/meta.json"))
     if kind == "half the segments published":

@@ -306,7 +306,7 @@ def test_a_queue_that_drops_connections_is_not_called_unreachable(emu, write_boa
     connection is there, so the render goes on and its own retries carry it through."""
     board = write_board(ONE_CHAIN)
     cache, out = tmp_path / "cache", tmp_path / "film.mp4"
-    emu.drop("status", times=3)  # the probe's three tries, all dropped
+    emu.drop("status", times=3)  # the probe's, then the render's own status polls
     r = cli(emu, *render_args(board, out, cache))
     assert r.returncode == 0, r.stderr
     assert "unreachable" not in r.stderr

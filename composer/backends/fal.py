@@ -195,14 +195,15 @@ class FalBackend(Backend):
         if not key:
             raise BackendError("FAL_KEY is not set: export your fal API key (https://fal.ai/dashboard/keys) "
                                "to use the fal backend; nothing was spent", retryable=False)
+        # a host that took the connection and then dropped it is there: the render's own retries deal with
+        # a flaky line, and "unreachable" would be untrue
+        dropped = (httpx.RemoteProtocolError, httpx.ReadError)
         answer = probe_queue(self.endpoint_id, timeout, self.env)
-        for _ in range(2):  # a dropped or unanswered probe may be one bad moment; a refused connection is not
-            if "status" in answer or isinstance(answer.get("error"), httpx.ConnectError):
+        for _ in range(2):  # an unanswered probe may be one bad moment; a refused or dropped connection is not
+            if "status" in answer or isinstance(answer.get("error"), (httpx.ConnectError, *dropped)):
                 break
             answer = probe_queue(self.endpoint_id, timeout, self.env)
-        if isinstance(answer.get("error"), (httpx.RemoteProtocolError, httpx.ReadError)):
-            # a host took the connection and then dropped it: fal (or something) is there; the render's own
-            # retries deal with a flaky line, and "unreachable" would be untrue
+        if isinstance(answer.get("error"), dropped):
             _log.info("fal's queue dropped the probe's connection (%s); going on", type(answer["error"]).__name__)
             return
         if "status" not in answer:

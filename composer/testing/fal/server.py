@@ -336,16 +336,16 @@ class FalEmulator(FaultsMixin, CdnMixin, QueueMixin, GenerationMixin):
     def billed_count(self, app_id: str | None = None) -> int:
         """What fal would bill: accepted submits, less those that failed on fal's side (HTTP 5xx results are
         never billed, by fal's docs); a cancelled or rejected request still counts."""
-        with self._lock:
-            free = sum(1 for j in self.jobs.values()
-                       if not j.sync and (app_id is None or j.app_id == app_id)
-                       and j.error and int(j.error.get("status") or 0) >= 500)
-            submitted = self.submits[app_id] if app_id else sum(self.submits.values())
-        return submitted - free
+        free = sum(1 for j in self._queued_jobs(app_id) if j.error and int(j.error.get("status") or 0) >= 500)
+        return self.submit_count(app_id) - free
 
     def submitted_bodies(self, app_id: str | None = None) -> list[Any]:
+        return [j.body for j in self._queued_jobs(app_id)]
+
+    def _queued_jobs(self, app_id: str | None) -> list[Job]:
+        """The jobs submitted through the queue (not run synchronously), for one app or all."""
         with self._lock:
-            return [j.body for j in self.jobs.values() if not j.sync and (app_id is None or j.app_id == app_id)]
+            return [j for j in self.jobs.values() if not j.sync and (app_id is None or j.app_id == app_id)]
 
     def received_for(self, stage: str) -> list[Received]:
         with self._lock:
