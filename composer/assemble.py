@@ -214,14 +214,18 @@ class ChainStream:
         keep_from = last_shown + 1 - next_overlap if next_overlap else last_shown + 1
         continuity = self._continuity()
         look = min(LOOK, last_shown + 1 - first_shown) if continuity else 1
-        reader = VideoReader(video, size=size, count=first_shown + look, pix_fmt=PIX_FMT)
-        _check_length(seg, video, reader.info.num_frames)
-        with reader:
-            head = [_small_of(f) for f in reader]
         tail_start = min(keep_from, last_shown)
-        with VideoReader(video, size=size, start=tail_start, count=last_shown + 1 - tail_start, pix_fmt=PIX_FMT,
-                         info=reader.info) as tail_reader:
-            tail = list(tail_reader)
+        head_end = first_shown + look
+        # one pass: an H.264 segment has one keyframe, so seeking to its tail would decode the head again
+        reader = VideoReader(video, size=size, count=last_shown + 1, pix_fmt=PIX_FMT)
+        _check_length(seg, video, reader.info.num_frames)
+        head, tail = [], []
+        with reader:
+            for i, f in enumerate(reader):
+                if i < head_end:
+                    head.append(_small_of(f))
+                if i >= tail_start:
+                    tail.append(f)
         last = _small_of(tail[-1])
         if self.keep_samples:
             _store_last_sample(video, last_shown, last)

@@ -2,6 +2,8 @@
 the same as one assembled after the fact, and a failed schedule leaves no film behind."""
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -60,10 +62,44 @@ def _timed_events():
     return log, on_event
 
 
+def _encoder_nice(film: str) -> list[int]:
+    """The nice values of this process's ffmpeg children encoding a file named like ``film`` (Linux /proc);
+    the backend's own encoders and the scheduler's decoders are not the assembler's."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+            args = (stat.parent / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        rest = text[text.rindex(")") + 2:].split()
+        names = [os.path.basename(a.decode(errors="replace")) for a in args[-2:]]
+        if int(rest[1]) == os.getpid() and b"rawvideo" in args and any(film in n for n in names):
+            found.append(int(rest[16]))  # field 19 of proc(5)'s stat: nice
+    return found
+
+
+def _priority_log(film: str):
+    """An event handler noting, at each assembly progress, the assembling thread's nice value and its
+    encoder's, and what it noted."""
+    seen: list[tuple[int, list[int]]] = []
+
+    def on_event(e):
+        if isinstance(e, AssemblyProgress):
+            seen.append((os.getpriority(os.PRIO_PROCESS, threading.get_native_id()), _encoder_nice(film)))
+
+    return seen, on_event
+
+
 def test_encoder_starts_before_the_last_segment_lands_and_the_film_is_unchanged(write_board, tmp_path):
     path = write_board(BOARD)
     cache = SegmentCache(tmp_path / "cache")
-    log, on_event = _timed_events()
+    log, timed = _timed_events()
+    priorities, noted = _priority_log("film")
+
+    def on_event(e):
+        timed(e)
+        noted(e)
     out = tmp_path / "film.mp4"
     result = render(path, out, cache=cache, backend=SlowPreview(delay=1.0), jobs=1, on_event=on_event,
                     review=False, otio=False)
@@ -84,6 +120,18 @@ def test_encoder_starts_before_the_last_segment_lands_and_the_film_is_unchanged(
     streamed, after = read_frames(out, pix_fmt="yuv420p"), read_frames(again, pix_fmt="yuv420p")
     assert len(streamed) == len(after) == result.plan.total_frames
     assert all(np.array_equal(a, b) for a, b in zip(streamed, after))
+
+    if sys.platform.startswith("linux"):
+        # while segments were generating, the assembler and its encoder yielded the CPU to the chain's
+        # critical path; a re-render with every segment cached has nothing to yield to and runs at full speed
+        base = os.getpriority(os.PRIO_PROCESS, 0)
+        assert priorities and all(own == min(19, base + 10) for own, _ in priorities)
+        assert any(kids for _, kids in priorities) and all(n == min(19, base + 10) for _, k in priorities for n in k)
+        cached_priorities, noted_again = _priority_log("again")
+        render(path, tmp_path / "again.mp4", cache=cache, backend=SlowPreview(delay=1.0), jobs=1,
+               on_event=noted_again, review=False, otio=False)
+        assert cached_priorities and all(own == base for own, _ in cached_priorities)
+        assert all(n == base for _, kids in cached_priorities for n in kids)
 
 
 def test_a_failed_segment_fails_the_render_and_leaves_no_film(write_board, tmp_path):

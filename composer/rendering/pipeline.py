@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import os
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -204,6 +205,8 @@ def schedule_and_assemble(plan: RenderPlan, board: Storyboard, backend: Backend,
     done: dict[str, Any] = {}
 
     def assemble_thread() -> None:
+        if done.get("background"):
+            background_priority()
         try:
             done["report"] = assemble_film(plan, board, landing, output, part, opts, emit, cancel=stop,
                                            on_frame=on_frame)
@@ -211,15 +214,25 @@ def schedule_and_assemble(plan: RenderPlan, board: Storyboard, backend: Backend,
             done["error"] = exc
 
     thread = threading.Thread(target=assemble_thread, name="assemble", daemon=True)
-    thread.start()
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, RenderStarted) and not thread.is_alive() and thread.ident is None:
+            # segments still to generate: the assembler (and the ffmpeg children it starts, which
+            # inherit its thread's nice value) yields the CPU to the work on the chain's critical
+            # path, each segment's tail before its successor's submit; alone it runs at full speed
+            done["background"] = event.to_generate > 0
+            thread.start()
+        emit(event)
+
     try:
-        outcomes = schedule_segments(plan, board, backend, cache, workdir, only, opts, emit, landing=landing)
+        outcomes = schedule_segments(plan, board, backend, cache, workdir, only, opts, on_event, landing=landing)
     except BaseException:
         stop.set()
         raise
     finally:
         landing.close("the scheduler finished without it")
-        thread.join()
+        if thread.ident is not None:
+            thread.join()
     if "error" in done:
         raise done["error"]
     report = done["report"]
@@ -473,3 +486,18 @@ def _manifest(board: Storyboard, plan: RenderPlan, backend: Backend, outcomes: d
         "plan": plan.model_dump(mode="json"),
         "timeline": board_timeline(board, plan),
     }
+
+
+BACKGROUND_NICE = 10
+
+
+def background_priority() -> None:
+    """Lower the calling thread's CPU priority (Linux keeps a nice value per thread, and children
+    forked from the thread inherit it); elsewhere a thread id is not a pid, so nothing is done."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + BACKGROUND_NICE))
+    except (AttributeError, OSError):
+        pass
