@@ -10,6 +10,26 @@ import pytest
 pytest_plugins = ["composer.testing.fixtures"]
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: one worker more than there are cores. Many tests spend part of their time waiting
+    (an emulator's latency, a subprocess's start, a lease's heartbeat), so the extra worker keeps
+    the cores busy: 9.4 min against 12 min for the whole suite on a 2-core machine."""
+    import os
+
+    return (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1) + 1
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Byte-compile composer and the benchmarks once. With PYTHONDONTWRITEBYTECODE set (as in CI's
+    image) nothing writes them, so every ``composer`` subprocess the suite starts would compile
+    the package's sources again (about a quarter of a second each); an up-to-date cache is skipped."""
+    import compileall
+
+    root = Path(__file__).resolve().parents[1]
+    for folder in ("composer", "benchmarks"):
+        compileall.compile_dir(root / folder, quiet=2, workers=1)
+
+
 def make_image(path: Path, width: int = 320, height: int = 180, hue: int = 0) -> Path:
     """A small, deterministic picture (gradient + shapes) saved as PNG."""
     import cv2
