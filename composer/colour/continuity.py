@@ -5,7 +5,9 @@ bounded, and a steady change that goes on past the seam (an intended look change
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,6 +79,17 @@ def _paired(before: np.ndarray, after: np.ndarray, cells: bool = False) -> Any:
     return x[ok], y[ok], cell[inside][ok]
 
 
+def _each(fn: Callable[[int], Any], ks: Iterable[int]) -> list[Any]:
+    """``[fn(k) for k in ks]`` on a few threads: each is an optical flow that OpenCV computes
+    with the GIL released, and this runs on a chain's critical path (before the next submit)."""
+    ks = list(ks)
+    workers = min(len(ks), max(1, min(4, os.cpu_count() or 1)))
+    if workers <= 1:
+        return [fn(k) for k in ks]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="seam-flow") as pool:
+        return list(pool.map(fn, ks))
+
+
 def _lab(rgb: np.ndarray) -> np.ndarray:
     px = np.clip(rgb, 0, 255).astype(np.float32).reshape(-1, 1, 3) / 255.0
     return cv2.cvtColor(px, cv2.COLOR_RGB2Lab).reshape(-1, 3).mean(axis=0).astype(np.float64)
@@ -121,7 +134,7 @@ def estimate_seam_fix(before: np.ndarray, after: Sequence[np.ndarray], start: in
     against ``before`` (the last frame shown before the seam), or None when there is no fast step."""
     if len(after) < LATE[1]:
         return None
-    pairs = [_paired(before, after[k], cells=True) for k in range(*SETTLED)]
+    pairs = _each(lambda k: _paired(before, after[k], cells=True), range(*SETTLED))
     x = np.concatenate([p[0] for p in pairs])
     y = np.concatenate([p[1] for p in pairs])
     cell = np.concatenate([p[2] for p in pairs])
@@ -133,7 +146,7 @@ def estimate_seam_fix(before: np.ndarray, after: Sequence[np.ndarray], start: in
     # a change still going on after the step settles is meant: take its steady rate out of the step
     # (paired under motion too, so new content panning in is not mistaken for a change of look)
     gap = LATE[0] - SETTLED[0]
-    later = [_paired(after[k], after[k + gap]) for k in range(*SETTLED)]
+    later = _each(lambda k: _paired(after[k], after[k + gap]), range(*SETTLED))
     lx = np.concatenate([p[0] for p in later])
     ly = np.concatenate([p[1] for p in later])
     rate = (_lab(lx) - _lab(ly)) / gap if len(lx) >= 500 else np.zeros(3)
@@ -150,8 +163,7 @@ def estimate_seam_fix(before: np.ndarray, after: Sequence[np.ndarray], start: in
     transform = ColourTransform.affine(_gain_offset(x, y))
     # each early frame gets the share of the step it already shows (the drift ramps in, or a flash)
     weights = []
-    for k in range(FAST):
-        xk, yk = _paired(before, after[k])
+    for xk, yk in _each(lambda k: _paired(before, after[k]), range(FAST)):
         dk = _lab(yk) - _lab(xk) if len(xk) >= 100 else step
         weights.append(float(np.clip(np.dot(dk, step) / size**2, 0.0, 1.0)) * share)
     weights.append(share)
