@@ -180,5 +180,5 @@ def test_encoder_feed_holds_frames_ahead_within_its_memory_budget():
     assert feed_depth(848, 480) >= 48
     # ... within the budget at every size, never fewer than 8 (4K frames: 8 x 12 MB)
     for w, h in [(848, 480), (1280, 720), (1920, 1080)]:
-        assert 8 <= feed_depth(w, h) and feed_depth(w, h) * w * h * 3 // 2 <= FEED_BYTES
+        assert feed_depth(w, h) >= 8 and feed_depth(w, h) * w * h * 3 // 2 <= FEED_BYTES
     assert feed_depth(3840, 2160) == 8 and feed_depth(16, 16) == 128
