@@ -11,7 +11,9 @@ the film's length.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
+import json
 import queue
 import threading
 from dataclasses import replace
@@ -81,6 +83,12 @@ class ChainStream:
         self.keep_full_tail = keep_full_tail
         self.keep_samples = keep_samples  # write a decoded last-frame sample beside its video for next time
         self.position = 0  # index in the chain of the next segment to stream
+        # decisions are kept only beside cached videos, and only where there is something to decide
+        self._history: Any = None
+        if keep_samples and self.matcher is not None:
+            self._history = hashlib.sha256(json.dumps(
+                {"version": DECISION_VERSION, "colour": spec.model_dump(mode="json"),
+                 "size": [plan.width, plan.height]}, sort_keys=True).encode())
 
     def _geometry(self) -> tuple[PlannedSegment, int, int, int, bool]:
         j = self.position
@@ -111,8 +119,10 @@ class ChainStream:
             colour = self.matcher.follow(head, tail, samples, last_shown + 1, next_overlap, new_anchor=new_look)
         else:
             colour = self.matcher.start(samples, last_shown + 1, next_overlap)
+        # as it would be read back from a kept decision (rounded residual and weights), so a film made
+        # from kept decisions is the film made without them, frame for frame
         record["transform"] = colour.to_dict()
-        return colour
+        return SegmentColour.from_dict(record["transform"])
 
     def next_segment(self, video: Path, record: dict[str, Any]) -> Iterator[np.ndarray]:
         """The film frames this segment shows, colour-corrected; fills ``record``.
@@ -133,13 +143,18 @@ class ChainStream:
         last: np.ndarray | None = None
         tail_raw: list[tuple[int, np.ndarray]] = []  # (index, raw frame) of the frames the next seam compares
         colour: SegmentColour | None = None
+        digest = self._advance(video, first_shown, last_shown, next_overlap, new_look)
+        kept = self._recall(video, digest)
+        if kept is not None:  # decided by an earlier assembly of the same chain: nothing to estimate
+            colour, stored = kept
+            record.update(stored)
         reader = VideoReader(video, size=(self.plan.width, self.plan.height), pix_fmt=PIX_FMT)
         _check_length(seg, video, len(reader))
         if len(pending) > first_shown:  # more held back than this head re-generates: show those as they were
             yield from pending[: len(pending) - first_shown]
             pending = pending[len(pending) - first_shown:]
         before: np.ndarray | None = None  # the last head frame as shown, for the seam's continuity
-        lookahead: list[tuple[int, np.ndarray]] | None = [] if self._continuity() else None
+        lookahead: list[tuple[int, np.ndarray]] | None = [] if self._continuity() and kept is None else None
         with reader:
             for local, frame in enumerate(reader):
                 if local > last_shown:
@@ -147,13 +162,15 @@ class ChainStream:
                 if local >= keep_from:
                     tail_raw.append((local, frame if self.keep_full_tail else _small_of(frame)))
                 if local < first_shown:
-                    head_small.append(_small_of(frame))
+                    if kept is None:
+                        head_small.append(_small_of(frame))
                     if local >= blend_from:
                         head_full.append(frame)
                     continue
                 if local == first_shown:
-                    colour = self._colour(video, head_small, _small_of(frame), first_shown, last_shown,
-                                          next_overlap, new_look, record)
+                    if kept is None:
+                        colour = self._colour(video, head_small, _small_of(frame), first_shown, last_shown,
+                                              next_overlap, new_look, record)
                     if colour is not None and head_small:
                         before = colour.apply(head_small[-1], first_shown - 1)
                     head_small.clear()
@@ -173,9 +190,13 @@ class ChainStream:
                     todo, lookahead = lookahead, None
                 for index, raw in todo:
                     out = _apply(colour, raw, index)
-                    if index == first_shown and self.last is not None:
+                    if index == first_shown and self.last is not None and kept is None:
                         # the colour step the dissolve spreads: the old segment's last frame to the new one's first
                         record["seam_delta_e"] = round(frame_delta_e(self.last, _small_of(out)), 3)
+                    if index == first_shown and kept is None:
+                        # settled (the seam's continuity too), and kept before the first frame is shown: a
+                        # chain's last segment is not read past its last frame
+                        self._remember(video, digest, record)
                     if index == last_shown:
                         last = _small_of(out)
                     if index >= hold_from:
@@ -184,6 +205,45 @@ class ChainStream:
                         yield out
         self._finish_segment(colour, tail_raw, record)
         self.last = last
+
+    # -- decisions kept beside a cached segment ------------------------------
+    # A segment's colour is a function of its chain up to it (each video, the colour settings, the
+    # geometry), so a re-render of unchanged segments reads it back instead of estimating it again
+    # (the overlap fit, the hold, the seam's optical flows); any change upstream gives another digest.
+
+    def _advance(self, video: Path, *geometry: Any) -> str | None:
+        """The digest naming this segment's decision: the chain so far and this segment."""
+        if self._history is None:
+            return None
+        try:
+            st = video.stat()
+            ident = [video.parent.name, st.st_size, st.st_mtime_ns, *geometry]
+        except OSError:
+            self._history = None  # the reader says what is wrong with the file; nothing is kept from here
+            return None
+        self._history.update(json.dumps(ident).encode())
+        return self._history.hexdigest()[:24]
+
+    def _recall(self, video: Path, digest: str | None) -> tuple[SegmentColour, dict[str, Any]] | None:
+        if digest is None or self.matcher is None:
+            return None
+        try:
+            data = json.loads(decision_path(video, digest).read_text())
+            colour = SegmentColour.from_dict(data["record"]["transform"])
+            self.matcher.restore(data["matcher"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # none kept, or unreadable: estimated again (and kept anew)
+        return colour, dict(data["record"])
+
+    def _remember(self, video: Path, digest: str | None, record: dict[str, Any]) -> None:
+        if digest is None or self.matcher is None or "transform" not in record:
+            return
+        data = {"record": {k: v for k, v in record.items() if k != "full_tail"}, "matcher": self.matcher.state()}
+        try:
+            with atomic_path(decision_path(video, digest), fsync=False, make_parents=False) as tmp:
+                tmp.write_text(json.dumps(data))
+        except (OSError, TypeError, ValueError):  # a read-only cache only costs the next assembly the estimate
+            pass
 
     def _continuity(self) -> bool:
         return self.matcher is not None and self.spec.continuity and self.tail is not None
@@ -198,9 +258,8 @@ class ChainStream:
         fix = estimate_seam_fix(before, [colour.apply(f, i) for i, f in after], after[0][0])
         if fix is None:
             return colour
-        colour = replace(colour, seam_fix=fix)
-        record["transform"] = colour.to_dict()
-        return colour
+        record["transform"] = replace(colour, seam_fix=fix).to_dict()
+        return SegmentColour.from_dict(record["transform"])
 
     def follow(self, video: Path, record: dict[str, Any]) -> None:
         """Advance past one segment without showing it: settle its colour from its
@@ -214,6 +273,7 @@ class ChainStream:
         keep_from = last_shown + 1 - next_overlap if next_overlap else last_shown + 1
         continuity = self._continuity()
         look = min(LOOK, last_shown + 1 - first_shown) if continuity else 1
+        self._advance(video, first_shown, last_shown, next_overlap, new_look)
         tail_start = min(keep_from, last_shown)
         head_end = first_shown + look
         # one pass: an H.264 segment has one keyframe, so seeking to its tail would decode the head again
@@ -256,6 +316,13 @@ class ChainStream:
 # The hold needs a segment's last frame before its first is shown; H.264 segments have
 # one keyframe, so seeking there decodes the whole segment a second time. The scheduler
 # decodes that frame anyway when it conditions the next segment, and keeps a small copy.
+
+DECISION_VERSION = "1"  # how a decision is made and kept; another way must not reuse it
+
+
+def decision_path(video: Path, digest: str) -> Path:
+    return video.with_name(f"{video.name}.colour-{digest}.json")
+
 
 SAMPLE_VERSION = "i420-1"  # how the copy was made; another way must not reuse it
 

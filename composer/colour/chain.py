@@ -261,6 +261,20 @@ class ChainColourMatcher:
             return colour
         return replace(colour, residual=residual, info={**colour.info, "residual_peak": round(residual.peak, 2)})
 
+    def state(self) -> dict[str, Any]:
+        """What the next ``follow`` depends on, as exact JSON-able values (``restore`` takes it back)."""
+        a = self.anchor_stats
+        return {"started": self._started, "anchor": None if a is None else [a.lightness, a.contrast, a.chroma],
+                "applied": [float(x) for x in self._applied],
+                "excess": None if self._excess is None else [float(x) for x in self._excess]}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        anchor = state["anchor"]
+        self.anchor_stats = None if anchor is None else LookStats(*(float(x) for x in anchor))
+        self._started = bool(state["started"])
+        self._applied = np.array(state["applied"], dtype=np.float64)
+        self._excess = None if state["excess"] is None else np.array(state["excess"], dtype=np.float64)
+
     def rebase(self, samples: Mapping[int, Frame]) -> None:
         """Take the look shown in ``samples`` (frames as shown, after the seam
         transform) as the chain's new anchor: a ``continue`` scene may change its

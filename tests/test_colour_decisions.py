@@ -1,0 +1,89 @@
+"""A segment's colour decision is kept beside its cached video and read back by the next assembly of
+the same chain: the film is the same frame for frame, a damaged decision is made again, and a change
+of colour settings makes new ones."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from composer.backends.preview import PreviewBackend
+from composer.media import read_frames
+from composer.rendering import SegmentCache, render
+
+BOARD = """\
+version: 1
+title: decisions
+output: {resolution: 480p, aspect_ratio: 16:9, fps: 12}
+defaults:
+  seed: 3
+  segment: {frames: 33, overlap: 9}
+  colour: {method: auto%s}
+scenes:
+  - id: one
+    duration: 6s
+    prompt: "a harbour at dawn"
+"""
+
+
+def _decisions(cache: Path) -> list[Path]:
+    return sorted(cache.glob("segments/*/*/video.mp4.colour-*.json"))
+
+
+def _render(path: Path, cache: Path, out: Path):
+    return render(path, out, cache=SegmentCache(cache), backend=PreviewBackend(drift=1.0), review=False, otio=False)
+
+
+def test_kept_decisions_give_the_same_film_and_are_what_it_shows(write_board, tmp_path):
+    path = write_board(BOARD % "")
+    cache = tmp_path / "cache"
+    first = _render(path, cache, tmp_path / "a.mp4")
+    kept = _decisions(cache)
+    # one per segment the matcher decides (every one of the chain)
+    assert len(kept) == len(first.plan.segments) >= 3
+    stamps = {p: p.stat().st_mtime_ns for p in kept}
+
+    again = _render(path, cache, tmp_path / "b.mp4")
+    assert again.generated == 0 and _decisions(cache) == kept
+    assert all(p.stat().st_mtime_ns == stamps[p] for p in kept)  # read back, not made again
+    a, b = read_frames(tmp_path / "a.mp4", pix_fmt="yuv420p"), read_frames(tmp_path / "b.mp4", pix_fmt="yuv420p")
+    assert len(a) == len(b) == first.plan.total_frames and all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert again.assembly["transforms"] == first.assembly["transforms"] and len(first.assembly["transforms"]) == 3
+    assert again.assembly["seams"] == first.assembly["seams"]
+
+    # the decision is what the film shows: brighten the last segment's kept transform
+    last_key = Path(first.outcomes[first.plan.segments[-1].index].video).parent.name
+    last = next(p for p in kept if p.parent.name == last_key)
+    data = json.loads(last.read_text())
+    for end in ("start", "end"):
+        for row in data["record"]["transform"][end]["matrix"]:
+            row[3] += 30.0
+    last.write_text(json.dumps(data))
+    brighter = _render(path, cache, tmp_path / "c.mp4")
+    c = read_frames(tmp_path / "c.mp4", pix_fmt="yuv420p")
+    h = first.plan.height
+    tail = slice(len(a) - 8, len(a))  # frames only the last segment shows
+    assert np.mean([f[:h].mean() for f in c[tail]]) > np.mean([f[:h].mean() for f in a[tail]]) + 15
+    assert all(np.array_equal(x, y) for x, y in zip(a[:8], c[:8]))  # the chain's start is untouched
+    assert brighter.generated == 0
+
+    # a damaged decision is estimated again, and the film is the first one again
+    last.write_text("{ not json")
+    _render(path, cache, tmp_path / "d.mp4")
+    d = read_frames(tmp_path / "d.mp4", pix_fmt="yuv420p")
+    assert all(np.array_equal(x, y) for x, y in zip(a, d))
+    assert json.loads(last.read_text())["record"]["transform"]  # and kept anew
+
+
+def test_other_colour_settings_make_their_own_decisions(write_board, tmp_path):
+    # conditioned on raw tails, the segments do not depend on the colour settings: one cache, two looks
+    cache = tmp_path / "cache"
+    first = _render(write_board(BOARD % ", tail: raw", "a.yaml"), cache, tmp_path / "a.mp4")
+    n = len(_decisions(cache))
+    assert n == len(first.plan.segments)
+    other = _render(write_board(BOARD % ", tail: raw, strength: 0.5", "b.yaml"), cache, tmp_path / "b.mp4")
+    assert other.generated == 0  # the same segments, another look: decided again, beside the first ones
+    assert len(_decisions(cache)) == 2 * n
+    a, b = read_frames(tmp_path / "a.mp4", pix_fmt="yuv420p"), read_frames(tmp_path / "b.mp4", pix_fmt="yuv420p")
+    assert any(not np.array_equal(x, y) for x, y in zip(a, b))
