@@ -118,7 +118,8 @@ def read_from_bucket(moto: MotoProcess, tmp: Path, quick: bool, repeats: int, lo
                                                 if k not in ("size", "sha256", "stored_at", "key")})
     upload_s = time.perf_counter() - t0
     size = sum(e.meta.get("size", 0) for e in SegmentCache(local).entries())
-    timed_render(board, SegmentCache(local), tmp / "local.mp4")  # warm-up: imports, ffmpeg, page cache
+    if not quick:  # warm-up: imports, ffmpeg, page cache (a quick run's figures are not findings)
+        timed_render(board, SegmentCache(local), tmp / "local.mp4")
     runs: dict[str, list[dict[str, float]]] = {"local": [], "cold": [], "warm": []}
     for r in range(repeats):
         layer = tmp / f"layer-{r}"
