@@ -29,10 +29,13 @@ GOAL_EACH, GOAL_MEAN = 1.0, 0.5
 RESULTS = Path(__file__).resolve().parent / "results" / "seams_drift.json"
 
 
-def chain_board(segments: int, frames: int, overlap: int, method: str) -> str:
+def chain_board(segments: int, frames: int, overlap: int, method: str, mode: str = "sequential") -> str:
     total = frames + (segments - 1) * (frames - overlap) - 4
     scenes = [{"id": "shot", "duration": f"{total}f", "prompt": "A sunlit meadow with wild flowers, slow camera drift"}]
-    return common.board_yaml(scenes, frames=frames, overlap=overlap, method=method, title="seams vs drift")
+    text = common.board_yaml(scenes, frames=frames, overlap=overlap, method=method, title="seams vs drift")
+    # bridged: anchors, then the bridges between them; a segment's seam is where it starts showing, so a
+    # bridge's two seams are its own start and the next anchor's
+    return text if mode == "sequential" else text.replace("defaults:\n", f"defaults:\n  render: {{mode: {mode}}}\n", 1)
 
 
 def measure(board_text: str, drift: Any, cache: Path, work: Path, tag: str) -> dict[str, Any]:
@@ -80,12 +83,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     methods = args.methods.split(",")
     data: dict[str, Any] = {"machine": common.machine_info(), "command": common.command_line(),
                             "segments": args.segments, "frames": frames, "overlap": overlap, "amount": args.amount,
-                            "tuning": list(TUNING), "held_out": list(HELD_OUT), "films": {}}
+                            "tuning": list(TUNING), "held_out": list(HELD_OUT), "films": {}, "mode": args.mode}
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-seams-drift-") as tmp:
         work = Path(tmp)
         for method in methods:
-            text = chain_board(args.segments, frames, overlap, method)
+            text = chain_board(args.segments, frames, overlap, method, args.mode)
             ref = measure(text, 0.0, cache, work, f"ref-{method}")
             data["films"][f"undrifted/{method}"] = ref
             log(f"undrifted {method}: colour steps {[s['colour'] for s in ref['seams']]}")
@@ -100,9 +103,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return data
 
 
+def _in_order(data: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The films as run: per method (none, then auto), undrifted first, then tuning and held-out kinds
+    (the JSON keeps them sorted by name)."""
+    kinds = ["undrifted", *data["tuning"], *data["held_out"]]
+    methods = ["none", "auto"]
+
+    def key(item: tuple[str, Any]) -> tuple[int, int, str]:
+        kind, method = item[0].split("/")
+        return (methods.index(method) if method in methods else 9, kinds.index(kind) if kind in kinds else 99, kind)
+
+    return sorted(data["films"].items(), key=key)
+
+
 def report(data: dict[str, Any]) -> str:
     rows = []
-    for key, f in data["films"].items():
+    for key, f in _in_order(data):
         if key.startswith("undrifted/"):
             s = f["seams"]
             rows.append([f"undrifted, {key.split('/')[1]}", "—", " ".join(f"{x['colour']:.2f}" for x in s), "—", "—",
@@ -138,7 +154,7 @@ def compare(store: dict[str, Any], latest: str = "after") -> str:
     """Before/after table per drift kind (``auto``), from the stored runs ``before`` and ``latest``."""
     before, after = store["before"], store[latest]
     rows = []
-    for key, a in after["films"].items():
+    for key, a in _in_order(after):
         if key.startswith("undrifted/") or a["method"] != "auto":
             continue
         b = before["films"][key]
@@ -173,6 +189,42 @@ def compare(store: dict[str, Any], latest: str = "after") -> str:
     ])
 
 
+def _mode(data: dict[str, Any]) -> str:
+    return str(data.get("mode", "sequential"))
+
+
+def bridged_report(label: str, data: dict[str, Any], sequential: dict[str, Any]) -> str:
+    """The bridged run: every seam, both of each bridge's, under the sequential table's measures, with
+    the sequential film's colour-step excess for the same kind and method beside it."""
+    rows = []
+    for key, f in _in_order(data):
+        s = f["seams"]
+        steps = " ".join(f"{x['colour']:.2f}" for x in s)
+        if key.startswith("undrifted/"):
+            rows.append([f"undrifted, {key.split('/')[1]}", "—", steps, "—", "—",
+                         " ".join(f"{x['motion_jump']:.2f}" for x in s), "—"])
+            continue
+        seq = sequential["films"].get(key)
+        beside = f"{seq['colour_excess_mean']:.2f} / {seq['colour_excess_worst']:.2f}" if seq else "—"
+        ok = f["colour_ok"] and f["motion_ok"] and f["sharpness_ok"]
+        rows.append([f"{f['kind']}, {f['method']}", f["set"], steps,
+                     f"{f['colour_excess_mean']:.2f} / {f['colour_excess_worst']:.2f}", beside,
+                     " ".join(f"{x['motion_jump']:.2f}" for x in s), common.verdict(ok)])
+    return "\n".join([
+        "### Bridged films: both seams of every bridge",
+        "",
+        f"Run `{label}` in this section's JSON: `{data['command']}` ({data['seconds']:.0f} s). The same chain in "
+        f"`bridged` mode ({data['segments']} shown segments: anchors generated apart, pinned by a skeleton, "
+        "and bridges conditioned on the anchor before them at frame 0 and the anchor after them at their end). "
+        "Its seams in film order alternate a bridge's start and the next anchor's start (the bridge's end), "
+        "measured exactly as above; excess is over the undrifted bridged render at the same seam, and the "
+        "sequential film's excess for the same kind is beside it.",
+        "",
+        common.md_table(["kind, colour method", "set", "colour step per seam", "excess mean / worst",
+                         "sequential excess mean / worst", "motion jump per seam", "goal"], rows),
+    ])
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="41-frame segments (for tests)")
@@ -185,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="results file for the section (default benchmarks/RESULTS.md)")
     p.add_argument("--label", default="after", help="store the run under this key in the JSON (before: overlap fit "
                    "only, kept for the comparison)")
+    p.add_argument("--mode", choices=["sequential", "bridged"], default="sequential",
+                   help="render mode (bridged: kept under its label beside the sequential runs)")
     p.add_argument("--silent", action="store_true")
     p.add_argument("--compare", action="store_true", help="measure nothing: rewrite the section from the JSON")
     args = p.parse_args(argv)
@@ -195,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.compare:
         store[args.label] = run(args)
     latest = args.label if args.label in store else next(reversed(store))
+    if _mode(store[latest]) != "sequential" and "after" in store:
+        latest = "after"  # the section leads with the sequential film; other modes follow it
     section = write_store(store, latest, path, args.out)
     print(section)
     return 0
@@ -211,6 +267,9 @@ def write_store(store: dict[str, Any], latest: str, path: Path, out: str | None)
     section = report(store[latest])
     if "before" in store and latest != "before":
         section += "\n\n" + compare(store, latest)
+    for label, other in store.items():
+        if label != latest and _mode(other) == "bridged":
+            section += "\n\n" + bridged_report(label, other, store[latest])
     if out != "-":
         common.write_section("seams_drift", section, data, out)
     return section

@@ -1,0 +1,41 @@
+"""``benchmarks/seams_drift.py --quick`` runs end to end in both modes, and a bridged run is reported
+beside the sequential one, seam for seam, not in its place."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import common  # noqa: E402
+
+
+def _run(tmp: Path, *extra: str) -> None:
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "seams_drift.py"), "--quick", "--segments", "3",
+                           "--kinds", "ramp", "--methods", "auto", "--json", str(tmp / "sd.json"),
+                           "--out", str(tmp / "RESULTS.md"), "--cache", str(tmp / "cache"), "--silent", *extra],
+                          cwd=ROOT, capture_output=True, text=True, timeout=280)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+@pytest.mark.timeout(600)
+def test_a_bridged_run_is_reported_beside_the_sequential_one(tmp_path: Path) -> None:
+    _run(tmp_path, "--label", "after")
+    _run(tmp_path, "--label", "bridged", "--mode", "bridged")
+    body, _ = common.read_section("seams_drift", tmp_path / "RESULTS.md")
+    runs = json.loads((tmp_path / "sd.json").read_text())["runs"]
+    assert runs["after"]["mode"] == "sequential" and runs["bridged"]["mode"] == "bridged"
+    # the section still leads with the sequential run; the bridged one follows under its own heading
+    head, _, bridged = body.partition("### Bridged films: both seams of every bridge")
+    assert "--label after" in head.split("\n")[2] and bridged
+    assert "| ramp, auto | tuning |" in head and "| ramp, auto | tuning |" in bridged
+    # 3 shown segments: a bridge between two anchors, so two seams, both measured
+    seams = runs["bridged"]["films"]["ramp/auto"]["seams"]
+    assert len(seams) == 2 and all(s["colour"] >= 0 for s in seams)
+    row = next(line for line in bridged.splitlines() if line.startswith("| ramp, auto"))
+    seq = runs["after"]["films"]["ramp/auto"]
+    assert f"{seq['colour_excess_mean']:.2f} / {seq['colour_excess_worst']:.2f}" in row  # the sequential figure beside
