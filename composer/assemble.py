@@ -190,10 +190,10 @@ class ChainStream:
                     todo, lookahead = lookahead, None
                 for index, raw in todo:
                     out = _apply(colour, raw, index)
-                    if index == first_shown and self.last is not None and kept is None:
-                        # the colour step the dissolve spreads: the old segment's last frame to the new one's first
-                        record["seam_delta_e"] = round(frame_delta_e(self.last, _small_of(out)), 3)
                     if index == first_shown and kept is None:
+                        if self.last is not None:
+                            # the colour step the dissolve spreads: the old segment's last frame to the new one's first
+                            record["seam_delta_e"] = round(frame_delta_e(self.last, _small_of(out)), 3)
                         # settled (the seam's continuity too), and kept before the first frame is shown: a
                         # chain's last segment is not read past its last frame
                         self._remember(video, digest, record)

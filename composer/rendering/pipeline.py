@@ -216,7 +216,7 @@ def schedule_and_assemble(plan: RenderPlan, board: Storyboard, backend: Backend,
     thread = threading.Thread(target=assemble_thread, name="assemble", daemon=True)
 
     def on_event(event: Event) -> None:
-        if isinstance(event, RenderStarted) and not thread.is_alive() and thread.ident is None:
+        if isinstance(event, RenderStarted) and thread.ident is None:  # not started yet
             # segments still to generate: the assembler (and the ffmpeg children it starts, which
             # inherit its thread's nice value) yields the CPU to the work on the chain's critical
             # path, each segment's tail before its successor's submit; alone it runs at full speed
