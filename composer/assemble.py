@@ -264,40 +264,57 @@ class ChainStream:
     def follow(self, video: Path, record: dict[str, Any]) -> None:
         """Advance past one segment without showing it: settle its colour from its
         head, first shown and last frames, and fill ``record["full_tail"]`` with its
-        last frames as shown. Decodes only those frames (the tail after one seek)."""
+        last frames as shown. The record and the decision kept beside a cached video
+        are those ``next_segment`` makes (with ``keep_full_tail``), so an assembly that
+        comes after reads the decision back instead of estimating it again."""
         from .media import VideoReader
 
         seg, first_shown, last_shown, next_overlap, new_look = self._geometry()
-        self.pending, self.last = [], None
+        previous_last, self.pending, self.last = self.last, [], None
         size = (self.plan.width, self.plan.height)
         keep_from = last_shown + 1 - next_overlap if next_overlap else last_shown + 1
-        continuity = self._continuity()
+        digest = self._advance(video, first_shown, last_shown, next_overlap, new_look)
+        kept = self._recall(video, digest) if self.keep_full_tail else None
+        continuity = self._continuity() and kept is None
         look = min(LOOK, last_shown + 1 - first_shown) if continuity else 1
-        self._advance(video, first_shown, last_shown, next_overlap, new_look)
         tail_start = min(keep_from, last_shown)
-        head_end = first_shown + look
+        head_end = first_shown + look if kept is None else 0
         # one pass: an H.264 segment has one keyframe, so seeking to its tail would decode the head again
         reader = VideoReader(video, size=size, count=last_shown + 1, pix_fmt=PIX_FMT)
         _check_length(seg, video, reader.info.num_frames)
         head, tail = [], []
+        first_raw: np.ndarray | None = None
         with reader:
             for i, f in enumerate(reader):
                 if i < head_end:
                     head.append(_small_of(f))
+                if i == first_shown:
+                    first_raw = f
                 if i >= tail_start:
                     tail.append(f)
         last = _small_of(tail[-1])
         if self.keep_samples:
             _store_last_sample(video, last_shown, last)
-        colour = self._colour(video, head[:first_shown], head[first_shown], first_shown, last_shown,
-                              next_overlap, new_look, record, last=last)
-        if continuity and colour is not None and first_shown > 0:
-            before = colour.apply(head[first_shown - 1], first_shown - 1)
-            colour = self._seam_fix(colour, before, list(enumerate(head))[first_shown:], record)
+        if kept is not None:
+            colour, stored = kept
+            record.update(stored)
+        else:
+            colour = self._colour(video, head[:first_shown], head[first_shown], first_shown, last_shown,
+                                  next_overlap, new_look, record, last=last)
+            if continuity and colour is not None and first_shown > 0:
+                before = colour.apply(head[first_shown - 1], first_shown - 1)
+                colour = self._seam_fix(colour, before, list(enumerate(head))[first_shown:], record)
+            if self.keep_full_tail and colour is not None and first_raw is not None:
+                if previous_last is not None:  # as next_segment measures it, on the frames as shown
+                    record["seam_delta_e"] = round(frame_delta_e(previous_last, _small_of(
+                        _apply(colour, first_raw, first_shown))), 3)
+                self._remember(video, digest, record)
         tail_raw = [(tail_start + i, f) for i, f in enumerate(tail) if tail_start + i >= keep_from]
         if not self.keep_full_tail:
             tail_raw = [(i, _small_of(f)) for i, f in tail_raw]
         self._finish_segment(colour, tail_raw, record)
+        if self.keep_full_tail and self.tail and tail_start + len(tail) - 1 == last_shown:
+            self.last = self.tail[-1]  # the last frame as shown, for the next seam's measured step
 
     def _finish_segment(self, colour: SegmentColour | None, tail_raw: list[tuple[int, np.ndarray]],
                         record: dict[str, Any]) -> None:
@@ -438,8 +455,9 @@ class _EncoderFeed:
     decoding and colour work on the next frames overlap the encoder taking this one.
     A write that fails is raised on the next ``put`` (or by ``finish``)."""
 
-    def __init__(self, writer: Any, depth: int = 8):
+    def __init__(self, writer: Any, depth: int = 8, pace: Callable[[], None] | None = None):
         self.writer = writer
+        self.pace = pace or (lambda: None)
         self._queue: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="encoder-feed", daemon=True)
@@ -452,6 +470,7 @@ class _EncoderFeed:
                 return
             if self._error is None:
                 try:
+                    self.pace()
                     self.writer.write(frame)
                 except BaseException as exc:  # noqa: BLE001 - raised in the assembler's thread
                     self._error = exc
@@ -481,7 +500,8 @@ def assemble(plan: RenderPlan, videos: Mapping[int, Path], output: Path, *, boar
              on_event: Callable[[Event], None] | None = None, cancel: threading.Event | None = None,
              codec: str = "h264", crf: int = 18, preset: str = "veryfast",
              colour: ColourSpec | None = None, frames: tuple[int, int] | Sequence[tuple[int, int]] | None = None,
-             keep_samples: bool = False, on_frame: Callable[[int, np.ndarray], None] | None = None) -> dict[str, Any]:
+             keep_samples: bool = False, on_frame: Callable[[int, np.ndarray], None] | None = None,
+             pace: Callable[[], None] | None = None) -> dict[str, Any]:
     """Write the film for ``plan`` (or just its film frames ``frames=(start, end)``, or
     several such ranges in film order, joined by hard cuts, picture and sound alike)
     from its segments' ``videos`` to ``output`` atomically. ``keep_samples``: the
@@ -489,7 +509,9 @@ def assemble(plan: RenderPlan, videos: Mapping[int, Path], output: Path, *, boar
     beside each for the next assembly. A part carries the film's audio for its
     frames as is: the storyboard's fades sound only at the film's own start and end.
     ``on_frame(film_frame, frame)`` sees each I420 frame as it goes to the encoder
-    (the review page's thumbnails are grabbed there).
+    (the review page's thumbnails are grabbed there). ``pace()``, when given, is called before
+    each frame is made and before each is encoded; it may wait (``rendering.landing.Foreground``:
+    the scheduler's work on a chain's critical path goes first).
 
     Returns a report: frames written, codec, audio, per-seam colour jumps and
     per-segment transforms (for the manifest).
@@ -512,11 +534,13 @@ def assemble(plan: RenderPlan, videos: Mapping[int, Path], output: Path, *, boar
         writer = VideoWriter(video_only, plan.width, plan.height, plan.fps, codec=codec, crf=crf, preset=preset,
                              input_pix_fmt=PIX_FMT)
         with writer:
-            feed = _EncoderFeed(writer, depth=feed_depth(plan.width, plan.height))
+            feed = _EncoderFeed(writer, depth=feed_depth(plan.width, plan.height), pace=pace)
             numbers = itertools.chain.from_iterable(range(a, b) for a, b in ranges)  # film frame of each
             try:
                 for frame in film_frames(plan, videos, spec, records, keep_samples=keep_samples, ranges=ranges):
                     number = next(numbers, -1)
+                    if pace is not None:
+                        pace()
                     if on_frame is not None:
                         on_frame(number, frame)
                     feed.put(frame)

@@ -87,3 +87,35 @@ def test_other_colour_settings_make_their_own_decisions(write_board, tmp_path):
     assert len(_decisions(cache)) == 2 * n
     a, b = read_frames(tmp_path / "a.mp4", pix_fmt="yuv420p"), read_frames(tmp_path / "b.mp4", pix_fmt="yuv420p")
     assert any(not np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_the_schedulers_follow_decides_and_the_streaming_assembler_reads_it_back(write_board, tmp_path,
+                                                                                 monkeypatch):
+    # while generating, the scheduler colour-follows each segment for its successor's tail and keeps
+    # that decision; the assembler, streaming behind it, reads it instead of estimating it again
+    import composer.colour.continuity as continuity
+
+    estimates: list[int] = []
+    real = continuity.estimate_seam_fix
+    monkeypatch.setattr(continuity, "estimate_seam_fix", lambda *a, **k: estimates.append(1) or real(*a, **k))
+    path = write_board(BOARD % "")
+    cache = tmp_path / "cache"
+    first = _render(path, cache, tmp_path / "a.mp4")
+    assert first.generated == len(first.plan.segments)
+    # each seam's continuity is estimated once (by the scheduler), not a second time by the assembler
+    assert len(estimates) == len(first.plan.segments) - 1
+    kept = _decisions(cache)
+    assert len(kept) == len(first.plan.segments)  # one digest for both: a second would be a second file
+    assert len(first.assembly["seams"]) == len(first.plan.segments) - 1
+    assert all(s["delta_e"] is not None for s in first.assembly["seams"])
+
+    # the film assembled from scratch (no decision kept anywhere) is the same, frame for frame
+    for p in kept:
+        p.unlink()
+    estimates.clear()
+    again = _render(path, cache, tmp_path / "b.mp4")
+    assert again.generated == 0 and len(estimates) == len(first.plan.segments) - 1
+    a, b = read_frames(tmp_path / "a.mp4", pix_fmt="yuv420p"), read_frames(tmp_path / "b.mp4", pix_fmt="yuv420p")
+    assert len(a) == len(b) == first.plan.total_frames and all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert again.assembly["transforms"] == first.assembly["transforms"]
+    assert again.assembly["seams"] == first.assembly["seams"]

@@ -599,3 +599,14 @@ def test_fal_prices_and_sizes_come_from_the_backend():
     assert fal.paid and fal.estimate_cost(small_request()) == pytest.approx(0.04)
     assert fal.estimate_cost(small_request(enable_detail_pass=True)) == pytest.approx(0.08)
     assert fal.output_size("480p", "16:9") == (848, 480) and fal.output_size("720p", "auto") == (1280, 720)
+
+
+def test_polls_every_tenth_of_a_second_until_many_requests_share_the_rate():
+    b = FalBackend()
+    assert b.poll_interval == 0.1  # fal_client's own default: a chain waits on this after fal finishes
+    assert b.poll_every() == 0.1
+    b._waiting = 16  # 16 requests at 0.1 s: exactly the 160 polls a second allowed
+    assert b.poll_every() == pytest.approx(0.1)
+    b._waiting = 40
+    assert b.poll_every() == pytest.approx(0.25)  # 40 in flight: the rate of the old fixed 0.25 s
+    assert FalBackend(max_poll_rate=0).poll_every() == 0.1  # no bound

@@ -120,9 +120,12 @@ DEFAULT_DOWNLOAD_MAX_BYTES = 2 * 1024**3
 class FalBackend(Backend):
     """Generates each segment with fal's LTX-Video 13B distilled multiconditioning endpoint.
 
-    ``poll_interval`` (default 0.25 s): time between status polls. Each poll also brings the
-    request's new log lines, so there is no separate log request to save; a longer interval
-    only adds, on average, half of it to every segment's wait after fal has finished.
+    ``poll_interval`` (default 0.1 s, fal_client's own ``DEFAULT_QUEUE_POLL_INTERVAL``): time
+    between one request's status polls. Each poll also brings the request's new log lines. A
+    longer interval adds, on average, half of it to every segment's wait after fal has finished,
+    and in a chain that wait is on the critical path. ``max_poll_rate`` (default 160 a second,
+    what 40 requests polled every 0.25 s made) bounds all requests' polls together: with many
+    requests in flight each is polled less often.
     One HTTP client for fal's API and one for downloads are kept for the backend's life and
     shared by all threads; ``close()`` closes them.
     """
@@ -141,7 +144,8 @@ class FalBackend(Backend):
         base_delay: float = 1.0,
         max_delay: float = 30.0,
         jitter: bool = True,
-        poll_interval: float = 0.25,
+        poll_interval: float = 0.1,
+        max_poll_rate: float = 160.0,
         max_wait: float | None = None,
         timeout: float = 120.0,
         data_uri_max_bytes: int = DEFAULT_DATA_URI_MAX_BYTES,
@@ -160,6 +164,8 @@ class FalBackend(Backend):
         self.max_delay = float(max_delay)
         self.jitter = jitter
         self.poll_interval = float(poll_interval)
+        self.max_poll_rate = float(max_poll_rate)
+        self._waiting = 0  # requests being polled now, across threads
         self.max_wait = max_wait
         self.timeout = float(timeout)
         self.data_uri_max_bytes = int(data_uri_max_bytes)
@@ -215,6 +221,12 @@ class FalBackend(Backend):
         if answer["status"] in (401, 403):
             raise BackendError(f"fal refused FAL_KEY (HTTP {answer['status']}): check the key; nothing was spent",
                                retryable=False)
+
+    def poll_every(self) -> float:
+        """Seconds between one request's polls now: ``poll_interval``, longer when so many are in
+        flight that all of them together would poll more than ``max_poll_rate`` times a second."""
+        rate = self.max_poll_rate if self.max_poll_rate > 0 else float("inf")
+        return max(self.poll_interval, self._waiting / rate)
 
     def backoff(self, attempt: int) -> float:
         """Delay before retry number ``attempt`` (0-based): exponential, capped, with jitter."""
@@ -556,6 +568,15 @@ class _Run:
         return handle
 
     def wait(self, handle: Any, status: Any = None) -> dict[str, Any]:
+        with self.b._clients_lock:
+            self.b._waiting += 1
+        try:
+            return self._wait(handle, status)
+        finally:
+            with self.b._clients_lock:
+                self.b._waiting -= 1
+
+    def _wait(self, handle: Any, status: Any = None) -> dict[str, Any]:
         started = time.monotonic()
         last_position = None
         while True:
@@ -576,7 +597,7 @@ class _Run:
             if self.b.max_wait is not None and time.monotonic() - started > self.b.max_wait:
                 raise self.error(BackendError, f"fal request not finished after {self.b.max_wait:.0f}s",
                                  retryable=True)
-            self.sleep(self.b.poll_interval)
+            self.sleep(self.b.poll_every())
             status = None
         return self.call("result", lambda: _fetch_result(handle), handle=handle)
 

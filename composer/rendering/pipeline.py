@@ -26,7 +26,7 @@ from ..planner import plan as make_plan
 from ..storyboard import Storyboard, load
 from ..timecode import parse_frame_range
 from .cache import SegmentCache
-from .landing import LandedVideos
+from .landing import Foreground, LandedVideos
 from .preflight import check_budget, check_output
 from .scheduler import Scheduler, SegmentOutcome
 
@@ -201,7 +201,8 @@ def schedule_and_assemble(plan: RenderPlan, board: Storyboard, backend: Backend,
     """
     wanted = [s.index for s in plan.segments if only is None or s.index in only]
     stop = _Stop(opts.cancel)
-    landing = LandedVideos(wanted, stop)
+    foreground = Foreground()
+    landing = LandedVideos(wanted, stop, foreground)
     done: dict[str, Any] = {}
 
     def assemble_thread() -> None:
@@ -209,7 +210,7 @@ def schedule_and_assemble(plan: RenderPlan, board: Storyboard, backend: Backend,
             background_priority()
         try:
             done["report"] = assemble_film(plan, board, landing, output, part, opts, emit, cancel=stop,
-                                           on_frame=on_frame)
+                                           on_frame=on_frame, pace=foreground.pace)
         except BaseException as exc:  # noqa: BLE001 - handed to the render's thread below
             done["error"] = exc
 
@@ -225,7 +226,8 @@ def schedule_and_assemble(plan: RenderPlan, board: Storyboard, backend: Backend,
         emit(event)
 
     try:
-        outcomes = schedule_segments(plan, board, backend, cache, workdir, only, opts, on_event, landing=landing)
+        outcomes = schedule_segments(plan, board, backend, cache, workdir, only, opts, on_event, landing=landing,
+                                     foreground=foreground)
     except BaseException:
         stop.set()
         raise
@@ -242,9 +244,11 @@ def schedule_and_assemble(plan: RenderPlan, board: Storyboard, backend: Backend,
 
 def schedule_segments(plan: RenderPlan, board: Storyboard, backend: Backend, cache: SegmentCache, workdir: Path,
                       only: set[int] | None, opts: RenderOptions, emit: Callable[[Event], None],
-                      landing: LandedVideos | None = None) -> dict[int, SegmentOutcome]:
+                      landing: LandedVideos | None = None,
+                      foreground: Foreground | None = None) -> dict[int, SegmentOutcome]:
     """Generate (or take from the cache) the segments needed; their outcomes, or RenderFailed / Cancelled.
-    ``landing`` is told of each segment as it lands (or fails), for assembly as they land."""
+    ``landing`` is told of each segment as it lands (or fails), for assembly as they land; the
+    scheduler marks its critical-path work on ``foreground``."""
 
     def on_event(event: Event) -> None:
         if landing is not None and isinstance(event, SegmentFailed):
@@ -254,7 +258,7 @@ def schedule_segments(plan: RenderPlan, board: Storyboard, backend: Backend, cac
     scheduler = Scheduler(plan, board, backend, cache, workdir=workdir, jobs=opts.jobs, max_cost=opts.max_cost,
                           on_event=on_event, cancel=opts.cancel, only=only,
                           heal=board.defaults.heal if opts.heal is None else opts.heal,
-                          on_landed=landing.landed if landing is not None else None)
+                          on_landed=landing.landed if landing is not None else None, foreground=foreground)
     cached = scheduler.cached()
     wanted = [s for s in plan.segments if only is None or s.index in only]
     todo = [s for s in wanted if not cached[s.index]]
@@ -277,7 +281,8 @@ def schedule_segments(plan: RenderPlan, board: Storyboard, backend: Backend, cac
 def assemble_film(plan: RenderPlan, board: Storyboard, videos: Mapping[int, Path], output: Path,
                   part: list[tuple[int, int]] | None, opts: RenderOptions, emit: Callable[[Event], None],
                   cancel: threading.Event | None = None,
-                  on_frame: Callable[[int, Any], None] | None = None) -> dict[str, Any]:
+                  on_frame: Callable[[int, Any], None] | None = None,
+                  pace: Callable[[], None] | None = None) -> dict[str, Any]:
     """Colour-match and stitch the segments into ``output``; the assembly report. ``videos`` maps
     segment index to clip (a ``LandedVideos`` waits for each as it is needed)."""
     from ..assemble import assemble
@@ -286,7 +291,7 @@ def assemble_film(plan: RenderPlan, board: Storyboard, videos: Mapping[int, Path
     try:
         report = assemble(plan, videos, output, board=board,
                           on_event=emit, cancel=cancel if cancel is not None else opts.cancel, codec=opts.codec,
-                          frames=part, keep_samples=True, on_frame=on_frame)
+                          frames=part, keep_samples=True, on_frame=on_frame, pace=pace)
     except MediaError as exc:
         if str(output) not in str(exc):  # say which film was not written, not only what broke
             exc.args = (f"{output}: not written: {exc}",)

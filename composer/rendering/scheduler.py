@@ -8,6 +8,7 @@ request would cross it; a failure stops only its own chain.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import heapq
 import re
@@ -31,6 +32,7 @@ from ..store import PaidRequest
 from ..store.base import Busy, default_owner, lease_ttl_s
 from .cache import SegmentCache, file_sha256, segment_key
 from .heal import SeamGate
+from .landing import Foreground
 from ..events import (
     CostIncurred,
     Event,
@@ -184,7 +186,7 @@ class Scheduler:
                  workdir: Path, jobs: int = 2, max_cost: float | None = None,
                  on_event: Callable[[Event], None] | None = None, cancel: threading.Event | None = None,
                  only: set[int] | None = None, heal: int = 0,
-                 on_landed: Callable[[int, Path], None] | None = None):
+                 on_landed: Callable[[int, Path], None] | None = None, foreground: Foreground | None = None):
         self.plan, self.board, self.backend, self.cache = plan, board, backend, cache
         self.workdir = Path(workdir)
         self.jobs = max(1, jobs)
@@ -195,6 +197,8 @@ class Scheduler:
         self.gate = SeamGate(plan, board, cache, heal, self.emit)
         # told of each segment's clip once it is final (after the seam gate), for assembly as they land
         self.on_landed = on_landed
+        # the streaming assembler waits while a chain's next submit is being prepared
+        self.foreground = foreground or Foreground()
         self.keys = compute_keys(plan, board, backend, self.media, self.gate.resolve if self.gate.on else None)
         self.owner = default_owner()  # who holds this run's leases
         self.only = only  # segments needed (a partial render); None = all
@@ -281,7 +285,8 @@ class Scheduler:
                         stream = streams[seg.chain] = ChainStream(
                             self.plan.chains[seg.chain], self.plan, self.board.defaults.colour,
                             keep_full_tail=True, keep_samples=True)
-                    self._follow_chain(stream, seg.depends_on)
+                    with self.foreground.busy():
+                        self._follow_chain(stream, seg.depends_on)
                 self._run_segment(seg, out)
                 self._landed(out)
             except ComposerError as exc:
@@ -347,10 +352,20 @@ class Scheduler:
                 if defer and self._leased_elsewhere(seg):
                     return False
                 if stream is not None and seg.depends_on is not None and not self.cache.has(self.keys[seg.index]):
-                    self._follow_chain(stream, seg.depends_on)
+                    with self.foreground.busy():
+                        self._follow_chain(stream, seg.depends_on)
                 self._run_segment(self.gate.segment(seg), out)
                 self._heal(seg, out)  # the seam gate (rendering.heal), before any successor is submitted
-                self._landed(out)
+                nxt = chain[run.position + 1] if run.position + 1 < len(chain) else None
+                if stream is not None and nxt is not None and not self.cache.has(self.keys[nxt.index]):
+                    # the successor's tail first; the assembler, told of this segment meanwhile, waits for it
+                    with self.foreground.busy():
+                        self._landed(out)
+                        # a failure here is the successor's: its own follow repeats it and fails as its own
+                        with contextlib.suppress(Exception):
+                            self._follow_chain(stream, seg.index)
+                else:
+                    self._landed(out)
             except ComposerError as exc:
                 out.status, out.error, out.error_type = "failed", self._said(seg, exc), type(exc).__name__
                 run.broken = f"not rendered: {seg.label} failed"
@@ -434,7 +449,8 @@ class Scheduler:
     def _generate(self, seg: PlannedSegment, out: SegmentOutcome, key: str, paid: PaidRequest | None,
                   started: float) -> None:
         self.emit(SegmentStarted(seg.index, seg.label))
-        request = self._materialise(seg)
+        with self.foreground.busy():
+            request = self._materialise(seg)
         cost = self.backend.estimate_cost(request) if paid is not None else 0.0
         resume_id = paid.resume_id if paid is not None else None
         # re-attaching to a request already paid for costs nothing new
