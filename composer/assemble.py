@@ -295,6 +295,7 @@ class ChainStream:
         last = _small_of(tail[-1])
         if self.keep_samples:
             _store_last_sample(video, last_shown, last)
+        colour: SegmentColour | None
         if kept is not None:
             colour, stored = kept
             record.update(stored)
