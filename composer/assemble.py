@@ -54,6 +54,12 @@ def _apply(colour: SegmentColour | None, frame: np.ndarray, index: int) -> np.nd
     return I420Transform(colour.at(index), field, colour.residual_weight(index)).apply(frame)
 
 
+def _seam_step(last: np.ndarray, first: np.ndarray) -> float:
+    """The colour step the dissolve spreads: the old segment's last frame as shown (small RGB) to
+    the new one's first shown frame (I420), as the manifest's ``seam_delta_e``."""
+    return round(frame_delta_e(last, _small_of(first)), 3)
+
+
 def _check_length(seg: PlannedSegment, video: Path, frames: int) -> None:
     if frames < seg.num_frames:
         raise MediaError(f"{seg.label}: {video} holds {frames} frames, the plan needs {seg.num_frames}")
@@ -192,8 +198,7 @@ class ChainStream:
                     out = _apply(colour, raw, index)
                     if index == first_shown and kept is None:
                         if self.last is not None:
-                            # the colour step the dissolve spreads: the old segment's last frame to the new one's first
-                            record["seam_delta_e"] = round(frame_delta_e(self.last, _small_of(out)), 3)
+                            record["seam_delta_e"] = _seam_step(self.last, out)
                         # settled (the seam's continuity too), and kept before the first frame is shown: a
                         # chain's last segment is not read past its last frame
                         self._remember(video, digest, record)
@@ -306,15 +311,14 @@ class ChainStream:
                 before = colour.apply(head[first_shown - 1], first_shown - 1)
                 colour = self._seam_fix(colour, before, list(enumerate(head))[first_shown:], record)
             if self.keep_full_tail and colour is not None and first_raw is not None:
-                if previous_last is not None:  # as next_segment measures it, on the frames as shown
-                    record["seam_delta_e"] = round(frame_delta_e(previous_last, _small_of(
-                        _apply(colour, first_raw, first_shown))), 3)
+                if previous_last is not None:
+                    record["seam_delta_e"] = _seam_step(previous_last, _apply(colour, first_raw, first_shown))
                 self._remember(video, digest, record)
         tail_raw = [(tail_start + i, f) for i, f in enumerate(tail) if tail_start + i >= keep_from]
         if not self.keep_full_tail:
             tail_raw = [(i, _small_of(f)) for i, f in tail_raw]
         self._finish_segment(colour, tail_raw, record)
-        if self.keep_full_tail and self.tail and tail_start + len(tail) - 1 == last_shown:
+        if self.keep_full_tail and self.tail:
             self.last = self.tail[-1]  # the last frame as shown, for the next seam's measured step
 
     def _finish_segment(self, colour: SegmentColour | None, tail_raw: list[tuple[int, np.ndarray]],

@@ -110,7 +110,6 @@ class Foreground:
         self.max_wait_s = max_wait_s
         self._cond = threading.Condition()
         self._busy = 0
-        self.waited_s = 0.0  # the assembler's time spent yielding (the streaming test reads it)
 
     @contextlib.contextmanager
     def busy(self) -> Iterator[None]:
@@ -126,8 +125,6 @@ class Foreground:
     def pace(self, max_wait_s: float | None = None) -> None:
         if not self._busy:  # the common case, without the lock
             return
-        started = time.monotonic()
         with self._cond:
             self._cond.wait_for(lambda: self._busy == 0,
                                 timeout=self.max_wait_s if max_wait_s is None else max_wait_s)
-        self.waited_s += time.monotonic() - started
