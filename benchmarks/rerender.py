@@ -1,6 +1,11 @@
 """A cached re-render, timed as the whole ``composer render`` command, against a bare
 ffmpeg transcode of the same film with the same encoder settings.
 
+Two cases of composer: ``unchanged`` (the board as it was: every encoded piece of the film
+is in the cache and taken as it is) and ``encoded`` (the film's pieces removed first, so
+every frame is decoded, matched and encoded again: what a change of colour settings or
+codec costs).
+
 For each film (44 s and 5 min of 480p, 1 min of 720p) the board is rendered once with
 the preview backend (drift on) to fill a cache; then, side by side in one run, the same
 ``composer render`` command again (a subprocess: start-up, plan, cache verification,
@@ -16,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -88,15 +94,21 @@ def prepare(seconds: float, resolution: str, quick: bool, cache: Path, work: Pat
             "segments": len(manifest["segments"])}
 
 
-def run_composer(job: dict[str, Any], work: Path, cache: Path) -> dict[str, Any]:
+CASES = ("unchanged", "encoded")
+
+
+def run_composer(job: dict[str, Any], work: Path, cache: Path, case: str = "unchanged") -> dict[str, Any]:
     out = work / f"again-{job['name']}.mp4"
+    if case == "encoded":
+        shutil.rmtree(cache / "pieces", ignore_errors=True)  # outside the timing: every piece made again
     m = common.run_measured(composer_command(Path(job["board"]), out, cache), env=_env())
     manifest = json.loads(out.with_name(out.stem + ".manifest.json").read_text())
     from composer.media import probe
 
     m.update(frames_in_file=probe(out).num_frames, cache_hits=manifest["cache_hits"],
              requests_made=manifest["requests_made"], assembly_seconds=manifest["assembly"].get("seconds"),
-             review=out.with_name(out.stem + ".review.html").is_file())
+             review=out.with_name(out.stem + ".review.html").is_file(),
+             pieces=manifest["assembly"].get("pieces"))
     return m
 
 
@@ -121,30 +133,35 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     t_start = time.perf_counter()
     rows: dict[str, Any] = {}
     for job in jobs:
-        runs: dict[str, list[dict[str, Any]]] = {"composer": [], "ffmpeg": []}
+        ways = [*CASES, "ffmpeg"]
+        runs: dict[str, list[dict[str, Any]]] = {w: [] for w in ways}
         for r in range(args.reps):
-            for way in (("composer", "ffmpeg") if r % 2 == 0 else ("ffmpeg", "composer")):
-                m = run_composer(job, work, cache) if way == "composer" else run_ffmpeg(job, work)
+            for way in ways[r % len(ways):] + ways[: r % len(ways)]:  # the order turns every repetition
+                m = run_ffmpeg(job, work) if way == "ffmpeg" else run_composer(job, work, cache, way)
                 for k in ("stdout", "stderr", "rss_samples"):
                     m.pop(k, None)
                 runs[way].append(m)
-                log(f"  {job['name']} rep {r + 1}/{args.reps} {way:8s}: wall {m['seconds']:.2f} s, "
+                log(f"  {job['name']} rep {r + 1}/{args.reps} {way:9s}: wall {m['seconds']:.2f} s, "
                     f"CPU {m['cpu_seconds']:.2f} s; load {os.getloadavg()[0]:.2f}")
-        c, f = runs["composer"], runs["ffmpeg"]
-        cw, fw = common.median([m["seconds"] for m in c]), common.median([m["seconds"] for m in f])
-        cc, fc = common.median([m["cpu_seconds"] for m in c]), common.median([m["cpu_seconds"] for m in f])
-        rows[job["name"]] = {
-            **{k: job[k] for k in ("seconds", "resolution", "size", "frames", "segments")},
-            "composer_seconds": round(cw, 3), "ffmpeg_seconds": round(fw, 3),
-            "composer_cpu_seconds": round(cc, 3), "ffmpeg_cpu_seconds": round(fc, 3),
-            "ratio": round(fw / cw, 3), "cpu_ratio": round(fc / cc, 3),
-            "composer_frames": [m["frames_in_file"] for m in c], "ffmpeg_frames": [m["frames_in_file"] for m in f],
-            "cache_hits": [m["cache_hits"] for m in c], "requests_made": [m["requests_made"] for m in c],
-            "assembly_seconds": common.median([m["assembly_seconds"] for m in c]),
-            "review_written": all(m["review"] for m in c),
-            "composer_all": [round(m["seconds"], 3) for m in c], "ffmpeg_all": [round(m["seconds"], 3) for m in f],
-            "reps": args.reps,
-        }
+        f = runs["ffmpeg"]
+        fw, fc = common.median([m["seconds"] for m in f]), common.median([m["cpu_seconds"] for m in f])
+        for case in CASES:
+            c = runs[case]
+            cw, cc = common.median([m["seconds"] for m in c]), common.median([m["cpu_seconds"] for m in c])
+            rows[f"{job['name']} {case}"] = {
+                **{k: job[k] for k in ("seconds", "resolution", "size", "frames", "segments")},
+                "film": job["name"], "case": case,
+                "composer_seconds": round(cw, 3), "ffmpeg_seconds": round(fw, 3),
+                "composer_cpu_seconds": round(cc, 3), "ffmpeg_cpu_seconds": round(fc, 3),
+                "ratio": round(fw / cw, 3), "cpu_ratio": round(fc / cc, 3),
+                "composer_frames": [m["frames_in_file"] for m in c], "ffmpeg_frames": [m["frames_in_file"] for m in f],
+                "cache_hits": [m["cache_hits"] for m in c], "requests_made": [m["requests_made"] for m in c],
+                "pieces": [m["pieces"] for m in c],
+                "assembly_seconds": common.median([m["assembly_seconds"] for m in c]),
+                "review_written": all(m["review"] for m in c),
+                "composer_all": [round(m["seconds"], 3) for m in c], "ffmpeg_all": [round(m["seconds"], 3) for m in f],
+                "reps": args.reps,
+            }
     info["load_at_end"] = [round(x, 2) for x in os.getloadavg()]
     return {"machine": info, "command": common.command_line(), "quick": args.quick, "encoder": ENCODER,
             "target_ratio": TARGET_RATIO, "films": rows, "seconds": round(time.perf_counter() - t_start, 1)}
@@ -152,8 +169,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def report(data: dict[str, Any]) -> str:
     rows = []
-    for name, f in data["films"].items():
-        rows.append([name, f["size"], f["frames"], f["segments"], f"{f['composer_seconds']:.2f}",
+    for f in data["films"].values():
+        p = f["pieces"][0] or {}
+        rows.append([f["film"], f["case"], f"{p.get('taken', 0)} / {p.get('made', 0)}", f["size"], f["frames"],
+                     f["segments"], f"{f['composer_seconds']:.2f}",
                      f"{f['ffmpeg_seconds']:.2f}", f"{f['ratio']:.2f}×", f"{f['composer_cpu_seconds']:.2f}",
                      f"{f['ffmpeg_cpu_seconds']:.2f}", f"{f['cpu_ratio']:.2f}×", f"{f['assembly_seconds']:.2f}",
                      common.verdict(f["ratio"] >= TARGET_RATIO)])
@@ -166,11 +185,15 @@ def report(data: dict[str, Any]) -> str:
         "`composer render` of a board whose every segment is in the cache, timed as the whole command (a "
         "subprocess: start-up, plan, cache verification, probing, assembly, review page with its thumbnails, "
         "OTIO, manifest), beside `ffmpeg -i film.mp4` re-encoding the same film with composer's encoder settings "
-        "(libx264 crf 18 preset veryfast yuv420p). Runs alternate; medians of "
+        "(libx264 crf 18 preset veryfast yuv420p). `unchanged`: the board as it was, the film's encoded pieces "
+        "in the cache (taken by stream copy); `encoded`: those pieces removed first, so every frame is decoded, "
+        "colour-matched and encoded again (what changing a colour setting or the codec costs). "
+        "Runs alternate; medians of "
         f"{next(iter(data['films'].values()))['reps']}. ratio = ffmpeg seconds / composer seconds "
         f"(goal ≥ {TARGET_RATIO}); CPU: user + system seconds of each process tree.",
         "",
-        common.md_table(["film", "size", "frames", "segments", "composer s", "ffmpeg s", "ratio (wall)",
+        common.md_table(["film", "case", "pieces taken / made", "size", "frames", "segments", "composer s",
+                         "ffmpeg s", "ratio (wall)",
                          "composer CPU s", "ffmpeg CPU s", "ratio (CPU)", "assembly s (in composer)",
                          f"≥ {TARGET_RATIO}×"], rows),
     ])

@@ -3,13 +3,16 @@
 Each segment is decoded once; its overlap head is compared with its
 predecessor's tail as shown to fit a colour transform (composed along the chain,
 held to the chain's look), its shown frames are corrected, chains dissolve into
-each other where the storyboard crossfades, and one encoder writes the film.
+each other where the storyboard crossfades, and one encoder writes the film (or,
+beside a cache, one piece per segment, so a re-render encodes only what changed).
 Frames stay I420 (yuv420p, BT.709 limited) from decoder to encoder; only small
 RGB copies are made for fitting. Memory holds a few overlaps' frames, whatever
 the film's length.
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import hashlib
 import itertools
@@ -29,6 +32,7 @@ from .colour import ChainColourMatcher, SegmentColour
 from .colour.continuity import LOOK
 from .errors import Cancelled, MediaError
 from .metrics import frame_delta_e
+from .pieces import Piece, PieceStore
 from .planner import PlannedChain, PlannedSegment, RenderPlan
 from .events import AssemblyProgress, Event
 from .storyboard.models import ColourSpec, Storyboard
@@ -406,6 +410,52 @@ def _chain_frames(chain: PlannedChain, plan: RenderPlan, videos: Mapping[int, Pa
             raise
 
 
+class FilmCursor:
+    """Film frames on demand, in increasing film order, chains dissolving where they overlap.
+
+    ``frame(f)`` may skip ahead: a chain is streamed from its own start even when ``f``
+    falls later (the frames passed over still set its colour state), so a frame is the
+    same whichever frames were asked for before it.
+    """
+
+    def __init__(self, plan: RenderPlan, videos: Mapping[int, Path], spec: ColourSpec,
+                 records: dict[int, dict[str, Any]], keep_samples: bool = False):
+        self.plan, self.videos, self.spec, self.records = plan, videos, spec, records
+        self.keep_samples = keep_samples
+        self._open: dict[int, tuple[Generator[np.ndarray, None, None], list[int]]] = {}
+        self._next = 0
+
+    def frame(self, f: int) -> np.ndarray:
+        if f < self._next:
+            raise ValueError(f"film frame {f} asked for after frame {self._next - 1}")
+        self._next = f + 1
+        plan = self.plan
+        covering = [c for c in plan.chains if c.start_frame <= f < c.end_frame]
+        frames = []
+        for chain in covering:
+            if chain.index not in self._open:
+                self._open[chain.index] = (_chain_frames(chain, plan, self.videos, self.spec, self.records,
+                                                         self.keep_samples), [chain.start_frame])
+            it, pos = self._open[chain.index]
+            while pos[0] < f:  # frames before the range still set the chain's colour state
+                next(it)
+                pos[0] += 1
+            frames.append(next(it))
+            pos[0] += 1
+        for index in [i for i in self._open if plan.chains[i].end_frame <= f + 1]:
+            self._open.pop(index)[0].close()
+        if len(frames) == 1:
+            return frames[0]
+        incoming = covering[-1]
+        t = (f - incoming.start_frame + 0.5) / incoming.fade_in
+        return cv2.addWeighted(frames[0], 1.0 - t, frames[1], t, 0.0)
+
+    def close(self) -> None:
+        for it, _ in self._open.values():
+            it.close()
+        self._open.clear()
+
+
 def film_frames(plan: RenderPlan, videos: Mapping[int, Path], spec: ColourSpec,
                 records: dict[int, dict[str, Any]], start: int = 0, end: int | None = None,
                 keep_samples: bool = False, ranges: Sequence[tuple[int, int]] | None = None) -> Iterator[np.ndarray]:
@@ -417,32 +467,12 @@ def film_frames(plan: RenderPlan, videos: Mapping[int, Path], spec: ColourSpec,
     """
     end = plan.total_frames if end is None else end
     wanted = itertools.chain.from_iterable(range(a, b) for a, b in ranges) if ranges is not None else range(start, end)
-    open_chains: dict[int, tuple[Generator[np.ndarray, None, None], list[int]]] = {}
+    cursor = FilmCursor(plan, videos, spec, records, keep_samples)
     try:
         for f in wanted:
-            covering = [c for c in plan.chains if c.start_frame <= f < c.end_frame]
-            frames = []
-            for chain in covering:
-                if chain.index not in open_chains:
-                    open_chains[chain.index] = (_chain_frames(chain, plan, videos, spec, records, keep_samples),
-                                                [chain.start_frame])
-                it, pos = open_chains[chain.index]
-                while pos[0] < f:  # frames before the range still set the chain's colour state
-                    next(it)
-                    pos[0] += 1
-                frames.append(next(it))
-                pos[0] += 1
-            for index in [i for i in open_chains if plan.chains[i].end_frame <= f + 1]:
-                open_chains.pop(index)[0].close()
-            if len(frames) == 1:
-                yield frames[0]
-            else:
-                incoming = covering[-1]
-                t = (f - incoming.start_frame + 0.5) / incoming.fade_in
-                yield cv2.addWeighted(frames[0], 1.0 - t, frames[1], t, 0.0)
+            yield cursor.frame(f)
     finally:
-        for it, _ in open_chains.values():
-            it.close()
+        cursor.close()
 
 
 FEED_BYTES = 64 << 20  # frames held for the encoder: a 480p film's seam estimate no longer starves it
@@ -506,7 +536,7 @@ def assemble(plan: RenderPlan, videos: Mapping[int, Path], output: Path, *, boar
              codec: str = "h264", crf: int = 18, preset: str = "veryfast",
              colour: ColourSpec | None = None, frames: tuple[int, int] | Sequence[tuple[int, int]] | None = None,
              keep_samples: bool = False, on_frame: Callable[[int, np.ndarray], None] | None = None,
-             pace: Callable[[], None] | None = None) -> dict[str, Any]:
+             pace: Callable[[], None] | None = None, pieces: PieceStore | None = None) -> dict[str, Any]:
     """Write the film for ``plan`` (or just its film frames ``frames=(start, end)``, or
     several such ranges in film order, joined by hard cuts, picture and sound alike)
     from its segments' ``videos`` to ``output`` atomically. ``keep_samples``: the
@@ -516,12 +546,17 @@ def assemble(plan: RenderPlan, videos: Mapping[int, Path], output: Path, *, boar
     ``on_frame(film_frame, frame)`` sees each I420 frame as it goes to the encoder
     (the review page's thumbnails are grabbed there). ``pace()``, when given, is called before
     each frame is made and before each is encoded; it may wait (``rendering.landing.Foreground``:
-    the scheduler's work on a chain's critical path goes first).
+    the scheduler's work on a chain's critical path goes first). With ``pieces``, a whole film is
+    encoded piece by piece into that store and joined by stream copy; a piece already there
+    (the same clips, colour settings, encoder and code) is neither made nor encoded again, and
+    ``on_frame`` then sees the piece's decoded frames (only those in its ``frames`` set, if it has
+    one), unless it keeps what it made: ``tag``, ``saved(film_frame) -> bytes | None`` and
+    ``restore(film_frame, data)``, whose bytes are kept with the piece and handed back.
 
     Returns a report: frames written, codec, audio, per-seam colour jumps and
     per-segment transforms (for the manifest).
     """
-    from .media import VideoWriter, atomic_output
+    from .media import atomic_output
 
     emit = on_event or (lambda e: None)
     spec = colour or (board.defaults.colour if board is not None else ColourSpec(**plan.colour))
@@ -530,34 +565,21 @@ def assemble(plan: RenderPlan, videos: Mapping[int, Path], output: Path, *, boar
         audio_path = board.resolve(plan.audio["file"])
         audio = plan.audio
     records: dict[int, dict[str, Any]] = {}
+    kept_pieces: dict[str, int] = {}
     ranges = _film_ranges(plan, frames)
     total = sum(b - a for a, b in ranges)
     written = 0
     output = Path(output)
     with atomic_output(output) as tmp:
         video_only = tmp.with_name(tmp.stem + ".video" + tmp.suffix) if audio_path else tmp
-        writer = VideoWriter(video_only, plan.width, plan.height, plan.fps, codec=codec, crf=crf, preset=preset,
-                             input_pix_fmt=PIX_FMT)
-        with writer:
-            feed = _EncoderFeed(writer, depth=feed_depth(plan.width, plan.height), pace=pace)
-            numbers = itertools.chain.from_iterable(range(a, b) for a, b in ranges)  # film frame of each
-            try:
-                for frame in film_frames(plan, videos, spec, records, keep_samples=keep_samples, ranges=ranges):
-                    number = next(numbers, -1)
-                    if pace is not None:
-                        pace()
-                    if on_frame is not None:
-                        on_frame(number, frame)
-                    feed.put(frame)
-                    written += 1
-                    if written % 12 == 0 or written == total:
-                        emit(AssemblyProgress(written, total))
-                        if cancel is not None and cancel.is_set():
-                            raise Cancelled("assembly cancelled; no output written, segments kept in the cache")
-            except BaseException:
-                feed.abort()
-                raise
-            feed.finish()
+        if pieces is not None and ranges == [(0, plan.total_frames)]:
+            written = _assemble_pieces(plan, videos, video_only, pieces, spec, records, codec=codec, crf=crf,
+                                       preset=preset, keep_samples=keep_samples, on_frame=on_frame, pace=pace,
+                                       emit=emit, cancel=cancel, counts=kept_pieces)
+        else:
+            written = _assemble_one(plan, videos, video_only, spec, records, ranges, codec=codec, crf=crf,
+                                    preset=preset, keep_samples=keep_samples, on_frame=on_frame, pace=pace,
+                                    emit=emit, cancel=cancel)
         if written != total:
             raise MediaError(f"assembled {written} frames, the plan has {total}")
         if audio_path is not None and audio is not None:
@@ -581,10 +603,219 @@ def assemble(plan: RenderPlan, videos: Mapping[int, Path], output: Path, *, boar
             seams.append({"segment": seg.index, "film_frame": seg.seam_frame, "delta_e": after["seam_delta_e"],
                           "raw_overlap_delta_e": after.get("raw_overlap_delta_e")})
     transforms = {i: r["transform"] for i, r in records.items() if "transform" in r}
-    return {"frames": written, "range": [ranges[0][0], ranges[0][1]] if len(ranges) == 1 else [list(r) for r in ranges],
-            "ranges": [list(r) for r in ranges], "codec": codec, "audio": str(audio_path) if audio_path else None,
-            "colour": spec.model_dump(mode="json"), "seams": seams, "transforms": transforms}
+    report = {"frames": written, "range": [ranges[0][0], ranges[0][1]] if len(ranges) == 1 else [list(r) for r in ranges],
+              "ranges": [list(r) for r in ranges], "codec": codec, "audio": str(audio_path) if audio_path else None,
+              "colour": spec.model_dump(mode="json"), "seams": seams, "transforms": transforms}
+    if kept_pieces:
+        report["pieces"] = kept_pieces
+    return report
 
+
+def _check_cancel(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("assembly cancelled; no output written, segments kept in the cache")
+
+
+def _assemble_one(plan: RenderPlan, videos: Mapping[int, Path], out: Path, spec: ColourSpec,
+                  records: dict[int, dict[str, Any]], ranges: list[tuple[int, int]], *, codec: str, crf: int,
+                  preset: str, keep_samples: bool, on_frame: Callable[[int, np.ndarray], None] | None,
+                  pace: Callable[[], None] | None, emit: Callable[[Event], None],
+                  cancel: threading.Event | None) -> int:
+    """The film's ``ranges`` through one encoder into ``out``; frames written."""
+    from .media import VideoWriter
+
+    total = sum(b - a for a, b in ranges)
+    written = 0
+    writer = VideoWriter(out, plan.width, plan.height, plan.fps, codec=codec, crf=crf, preset=preset,
+                         input_pix_fmt=PIX_FMT)
+    with writer:
+        feed = _EncoderFeed(writer, depth=feed_depth(plan.width, plan.height), pace=pace)
+        numbers = itertools.chain.from_iterable(range(a, b) for a, b in ranges)  # film frame of each
+        try:
+            for frame in film_frames(plan, videos, spec, records, keep_samples=keep_samples, ranges=ranges):
+                number = next(numbers, -1)
+                if pace is not None:
+                    pace()
+                if on_frame is not None:
+                    on_frame(number, frame)
+                feed.put(frame)
+                written += 1
+                if written % 12 == 0 or written == total:
+                    emit(AssemblyProgress(written, total))
+                    _check_cancel(cancel)
+        except BaseException:
+            feed.abort()
+            raise
+        feed.finish()
+    return written
+
+
+def _snapshot(records: dict[int, dict[str, Any]], segments: Sequence[int]) -> dict[str, Any]:
+    """The contributing segments' records as they stand (plain JSON), kept with a piece."""
+    return json.loads(json.dumps({str(i): {k: v for k, v in records[i].items() if k != "full_tail"}
+                                  for i in segments if i in records}))
+
+
+class _PieceRun:
+    """Consecutive pieces still to make, through one encoder that starts a new file at each
+    piece's first frame (an IDR frame), so every piece decodes alone."""
+
+    def __init__(self, plan: RenderPlan, stage: Path, number: int, start: int, cuts: list[int], suffix: str,
+                 codec: str, crf: int, preset: str, pace: Callable[[], None] | None):
+        from .media import VideoWriter
+
+        self.stage, self.number, self.suffix = stage, number, suffix
+        split = [c - start for c in cuts if c > start]
+        name = f"run{number:03d}-%04d{suffix}" if split else f"run{number:03d}{suffix}"
+        self.writer = VideoWriter(stage / name, plan.width, plan.height, plan.fps, codec=codec, crf=crf,
+                                  preset=preset, input_pix_fmt=PIX_FMT, split_at=split)
+        self.writer.open()
+        self.feed = _EncoderFeed(self.writer, depth=feed_depth(plan.width, plan.height), pace=pace)
+        self.pieces: list[tuple[int, str, int, int, dict[str, Any]]] = []  # (slot, key, start, end, meta)
+
+    def finish(self) -> list[Path]:
+        """Close the encoder; the file of each piece, in order."""
+        self.feed.finish()
+        self.writer.close()
+        if self.writer.split_at:
+            files = sorted(self.stage.glob(f"run{self.number:03d}-*{self.suffix}"))
+        else:
+            files = [self.writer.path]
+        if len(files) != len(self.pieces):
+            raise MediaError(f"the encoder wrote {len(files)} pieces, {len(self.pieces)} were made")
+        return files
+
+    def abort(self) -> None:
+        self.feed.abort()
+        self.writer.abort()
+
+
+def _assemble_pieces(plan: RenderPlan, videos: Mapping[int, Path], out: Path, store: PieceStore, spec: ColourSpec,
+                     records: dict[int, dict[str, Any]], *, codec: str, crf: int, preset: str, keep_samples: bool,
+                     on_frame: Callable[[int, np.ndarray], None] | None, pace: Callable[[], None] | None,
+                     emit: Callable[[Event], None], cancel: threading.Event | None,
+                     counts: dict[str, int]) -> int:
+    """The whole film into ``out``, piece by piece: a piece in ``store`` is taken as it is, the
+    others are made (the cursor passes over taken ones) and encoded, then kept; all joined by
+    stream copy. ``records`` ends as the records kept with the pieces, in film order;
+    ``counts`` says how many pieces were ``taken`` and ``made``."""
+    from .media import VideoReader
+    from .media.join import join_clips
+    from .pieces import clip_digest, code_fingerprint, piece_bounds, piece_contributors, piece_key
+
+    suffix = out.suffix or ".mp4"
+    settings = {"code": code_fingerprint(), "codec": codec, "crf": crf, "preset": preset, "suffix": suffix,
+                "colour": spec.model_dump(mode="json")}
+    bounds = piece_bounds(plan)
+    cuts = [a for a, _ in bounds]
+    total = plan.total_frames
+    digests: dict[int, str] = {}
+    slots: list[Path | None] = []
+    snapshots: list[dict[str, Any]] = []
+    written = 0
+    cursor = FilmCursor(plan, videos, spec, records, keep_samples)
+    run: _PieceRun | None = None
+    runs = 0
+    counts.update(taken=0, made=0)
+
+    def close_run() -> None:
+        nonlocal run
+        if run is None:
+            return
+        finished, run = run, None
+        for (slot, key, _, _, meta), clip in zip(finished.pieces, finished.finish()):
+            slots[slot] = store.put(key, clip, meta)
+
+    with store.staging(out.parent) as stage:
+        try:
+            for a, b in bounds:
+                segments = piece_contributors(plan, a, b)
+                for i in segments:
+                    if i not in digests:
+                        digests[i] = clip_digest(videos[i])  # waits for a segment still generating
+                key = piece_key(plan, a, b, digests, settings)
+                hit = store.lookup(key, suffix)
+                if hit is not None and hit.meta.get("frames") == b - a:
+                    close_run()
+                    counts["taken"] += 1
+                    slots.append(hit.video)
+                    snapshots.append(hit.meta.get("records", {}))
+                    if on_frame is not None:
+                        _replay(hit, plan, a, b, on_frame, VideoReader)
+                    written += b - a
+                    emit(AssemblyProgress(written, total))
+                    _check_cancel(cancel)
+                    continue
+                counts["made"] += 1
+                if run is None:
+                    run = _PieceRun(plan, stage, runs, a, cuts, suffix, codec, crf, preset, pace)
+                    runs += 1
+                for f in range(a, b):
+                    frame = cursor.frame(f)
+                    if pace is not None:
+                        pace()
+                    if on_frame is not None:
+                        on_frame(f, frame)
+                    run.feed.put(frame)
+                    written += 1
+                    if written % 12 == 0 or written == total:
+                        emit(AssemblyProgress(written, total))
+                        _check_cancel(cancel)
+                snap = _snapshot(records, segments)
+                meta = {"frames": b - a, "records": snap, **_stills(on_frame, a, b)}
+                run.pieces.append((len(slots), key, a, b, meta))
+                slots.append(None)
+                snapshots.append(snap)
+            close_run()
+        except BaseException:
+            if run is not None:
+                run.abort()
+            raise
+        finally:
+            cursor.close()
+        join_clips([p for p in slots if p is not None], out)
+    # each piece kept its segments' records as they stood when it ended: the last piece a
+    # segment reaches holds its record as the whole film leaves it
+    records.clear()
+    for snap in snapshots:
+        for index, record in snap.items():
+            records.setdefault(int(index), {}).update(record)
+    return written
+
+
+def _wanted(on_frame: Callable[[int, np.ndarray], None], start: int, end: int) -> list[int]:
+    wanted = getattr(on_frame, "frames", None)
+    return [f for f in range(start, end) if wanted is None or f in wanted]
+
+
+def _stills(on_frame: Callable[[int, np.ndarray], None] | None, start: int, end: int) -> dict[str, Any]:
+    """What ``on_frame`` made of a piece's frames, if it keeps that (see ``assemble``)."""
+    saved = getattr(on_frame, "saved", None)
+    if on_frame is None or saved is None:
+        return {}
+    kept = {str(f): base64.b64encode(data).decode() for f in _wanted(on_frame, start, end)
+            if (data := saved(f)) is not None}
+    return {"stills": {str(getattr(on_frame, "tag", "")): kept}}
+
+
+def _replay(piece: Piece, plan: RenderPlan, start: int, end: int, on_frame: Callable[[int, np.ndarray], None],
+            reader_type: Any) -> None:
+    """Hand ``on_frame`` a kept piece's frames: what it kept of them (``restore``), or the
+    frames it wants decoded from the piece."""
+    need = _wanted(on_frame, start, end)
+    restore = getattr(on_frame, "restore", None)
+    kept = piece.meta.get("stills", {}).get(str(getattr(on_frame, "tag", ""))) if restore is not None else None
+    if kept is not None and restore is not None:
+        with contextlib.suppress(ValueError, TypeError, binascii.Error):
+            for f in [f for f in need if str(f) in kept]:
+                restore(f, base64.b64decode(kept[str(f)]))
+                need.remove(f)
+    if not need:
+        return
+    select = [f - start for f in need] if len(need) < end - start else None
+    with reader_type(piece.video, size=(plan.width, plan.height), pix_fmt=PIX_FMT, select=select) as reader:
+        for f, frame in zip(need, reader):
+            on_frame(f, frame)
 
 def _film_ranges(plan: RenderPlan, frames: tuple[int, int] | Sequence[tuple[int, int]] | None) -> list[tuple[int, int]]:
     """``assemble``'s ``frames`` as film ranges in film order (one ``(start, end)`` pair, or several)."""

@@ -4,6 +4,7 @@ of colour settings makes new ones."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,9 @@ def test_kept_decisions_give_the_same_film_and_are_what_it_shows(write_board, tm
         for row in data["record"]["transform"][end]["matrix"]:
             row[3] += 30.0
     last.write_text(json.dumps(data))
+    # the film's encoded pieces are keyed by clips and settings, not by these files: without them,
+    # the film is assembled again from the decisions
+    shutil.rmtree(cache / "pieces")
     brighter = _render(path, cache, tmp_path / "c.mp4")
     c = read_frames(tmp_path / "c.mp4", pix_fmt="yuv420p")
     h = first.plan.height
@@ -70,6 +74,7 @@ def test_kept_decisions_give_the_same_film_and_are_what_it_shows(write_board, tm
 
     # a damaged decision is estimated again, and the film is the first one again
     last.write_text("{ not json")
+    shutil.rmtree(cache / "pieces")
     _render(path, cache, tmp_path / "d.mp4")
     d = read_frames(tmp_path / "d.mp4", pix_fmt="yuv420p")
     assert all(np.array_equal(x, y) for x, y in zip(a, d))
@@ -112,6 +117,7 @@ def test_the_schedulers_follow_decides_and_the_streaming_assembler_reads_it_back
     # the film assembled from scratch (no decision kept anywhere) is the same, frame for frame
     for p in kept:
         p.unlink()
+    shutil.rmtree(cache / "pieces")  # nor any piece of the film
     estimates.clear()
     again = _render(path, cache, tmp_path / "b.mp4")
     assert again.generated == 0 and len(estimates) == len(first.plan.segments) - 1

@@ -18,7 +18,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("request", "media", "colour", "yuv", "drift", "seams"),
     ("storyboard", "backends"),
     ("planner",),
-    ("assemble", "manifest", "otio", "rendering.cache", "store"),
+    ("assemble", "pieces", "manifest", "otio", "rendering.cache", "store"),
     ("rendering", "review"),
     ("cli", "testing", "__main__", ""),
 ]

@@ -98,10 +98,13 @@ def test_cache_info_and_prune(write_board, tmp_path):
     info = run("cache", "info", "--cache-dir", str(cache))
     assert info.returncode == 0
     assert f"segments: {n} (" in info.stdout and str(cache) in info.stdout
+    pieces = len(list((cache / "pieces").glob("??/*.json")))  # the film, kept in encoded pieces
+    assert pieces >= 1 and f"film pieces (encoded, re-used by the next render): {pieces} (" in info.stdout
     plan = run("plan", str(board), "--cache-dir", str(cache))
     assert f"cached: {n}/{n}; a render would still make 0 requests" in plan.stdout
     refused = run("cache", "prune", "--cache-dir", str(cache))
     assert refused.returncode == 2 and "say what to prune" in refused.stderr
     pruned = run("cache", "prune", "--all", "--cache-dir", str(cache))
-    assert pruned.stdout.strip() == f"removed {n} segment(s)"
-    assert "segments: 0 (" in run("cache", "info", "--cache-dir", str(cache)).stdout
+    assert pruned.stdout.strip() == f"removed {n} segment(s) and {pieces} film piece(s)"
+    after = run("cache", "info", "--cache-dir", str(cache)).stdout
+    assert "segments: 0 (" in after and "render): 0 (" in after and not list((cache / "pieces").glob("??/*"))

@@ -25,10 +25,15 @@ def test_rerender_quick(tmp_path: Path) -> None:
     body, data = common.read_section("rerender", out)
     assert f"benchmarks/rerender.py --quick --out {out}" in body
     assert data["quick"] is True and data["encoder"]["preset"] == "veryfast" and data["encoder"]["crf"] == 18
-    (film,) = data["films"].values()
-    assert film["frames"] == 48  # 2 s at 24 fps
-    assert film["composer_frames"] == [film["frames"]] and film["ffmpeg_frames"] == [film["frames"]]
-    assert film["cache_hits"] == [film["segments"]] and film["requests_made"] == [0]  # a cached re-render
-    assert film["review_written"] is True
-    assert film["ratio"] == pytest.approx(film["ffmpeg_seconds"] / film["composer_seconds"], abs=2e-3)
+    rows = {f["case"]: f for f in data["films"].values()}
+    assert sorted(rows) == ["encoded", "unchanged"]
+    for film in rows.values():
+        assert film["frames"] == 48  # 2 s at 24 fps
+        assert film["composer_frames"] == [film["frames"]] and film["ffmpeg_frames"] == [film["frames"]]
+        assert film["cache_hits"] == [film["segments"]] and film["requests_made"] == [0]  # a cached re-render
+        assert film["review_written"] is True
+        assert film["ratio"] == pytest.approx(film["ffmpeg_seconds"] / film["composer_seconds"], abs=2e-3)
+    # unchanged: every piece of the film taken as it is; encoded: every one made again
+    (unchanged,), (encoded,) = rows["unchanged"]["pieces"], rows["encoded"]["pieces"]
+    assert unchanged["made"] == 0 and unchanged["taken"] == encoded["made"] >= 1 and encoded["taken"] == 0
     assert "ratio (wall)" in body and "| --- |" in body.replace("|---|", "| --- |")

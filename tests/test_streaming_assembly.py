@@ -3,6 +3,7 @@ the same as one assembled after the fact, and a failed schedule leaves no film b
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import threading
 import time
@@ -17,6 +18,7 @@ from composer.backends.preview import PreviewBackend
 from composer.errors import BackendError, RenderFailed
 from composer.events import AssemblyProgress, SegmentDone
 from composer.media import read_frames
+from composer.pieces import PieceStore
 from composer.rendering import SegmentCache, render
 from composer.rendering.landing import LandedVideos, SegmentUnavailable
 from composer.storyboard import load
@@ -63,8 +65,9 @@ def _timed_events():
 
 
 def _encoder_nice(film: str) -> list[int]:
-    """The nice values of this process's ffmpeg children encoding a file named like ``film`` (Linux /proc);
-    the backend's own encoders and the scheduler's decoders are not the assembler's."""
+    """The nice values of this process's ffmpeg children encoding a file named like ``film`` (Linux /proc;
+    the film's pieces are encoded as ``run000-%04d.mp4``); the backend's own encoders and the
+    scheduler's decoders are not the assembler's."""
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -95,7 +98,7 @@ def test_encoder_starts_before_the_last_segment_lands_and_the_film_is_unchanged(
     path = write_board(BOARD)
     cache = SegmentCache(tmp_path / "cache")
     log, timed = _timed_events()
-    priorities, noted = _priority_log("film")
+    priorities, noted = _priority_log("run000-")
 
     def on_event(e):
         timed(e)
@@ -112,11 +115,14 @@ def test_encoder_starts_before_the_last_segment_lands_and_the_film_is_unchanged(
     assert sum(1 for t in encoding if t < max(done)) >= 2
     assert result.assembly["streamed"] is True
 
-    # the same segments assembled after the fact, from the cache, give the same film
+    # the same segments assembled after the fact, from the cache, give the same film (its encoded
+    # pieces made again elsewhere, not taken from the render's)
     board = load(path)
     videos = {i: o.video for i, o in result.outcomes.items()}
     again = tmp_path / "after.mp4"
-    assemble(result.plan, videos, again, board=board, keep_samples=True)
+    report = assemble(result.plan, videos, again, board=board, keep_samples=True,
+                      pieces=PieceStore(tmp_path / "other-pieces"))
+    assert report["pieces"]["taken"] == 0 and report["pieces"]["made"] == result.assembly["pieces"]["made"] > 1
     streamed, after = read_frames(out, pix_fmt="yuv420p"), read_frames(again, pix_fmt="yuv420p")
     assert len(streamed) == len(after) == result.plan.total_frames
     assert all(np.array_equal(a, b) for a, b in zip(streamed, after))
@@ -127,7 +133,8 @@ def test_encoder_starts_before_the_last_segment_lands_and_the_film_is_unchanged(
         base = os.getpriority(os.PRIO_PROCESS, 0)
         assert priorities and all(own == min(19, base + 10) for own, _ in priorities)
         assert any(kids for _, kids in priorities) and all(n == min(19, base + 10) for _, k in priorities for n in k)
-        cached_priorities, noted_again = _priority_log("again")
+        cached_priorities, noted_again = _priority_log("run000-")
+        shutil.rmtree(cache.root / "pieces")  # the film is encoded again, not taken from its pieces
         render(path, tmp_path / "again.mp4", cache=cache, backend=SlowPreview(delay=1.0), jobs=1,
                on_event=noted_again, review=False, otio=False)
         assert cached_priorities and all(own == base for own, _ in cached_priorities)

@@ -482,9 +482,14 @@ def cache_info(cache_dir: str | None) -> None:
     """Where the cache is, how big, what was paid, what is in flight."""
     from ..rendering.cache import SegmentCache
 
-    info = SegmentCache(cache_dir).info()
+    from ..pieces import PieceStore
+
+    cache = SegmentCache(cache_dir)
+    info = cache.info()
+    pieces, piece_bytes = PieceStore(cache.root / "pieces").info()
     click.echo(f"cache: {info['root']}")
     click.echo(f"segments: {info['segments']} ({info['bytes'] / 1e6:.1f} MB)")
+    click.echo(f"film pieces (encoded, re-used by the next render): {pieces} ({piece_bytes / 1e6:.1f} MB)")
     click.echo(f"requests in flight (journalled): {info['in_flight_requests']}")
     click.echo(f"paid requests in ledger: {info['paid_requests']} (${info['paid_usd']:.2f})")
     if "local_layer" in info:
@@ -502,16 +507,20 @@ def cache_info(cache_dir: str | None) -> None:
 @click.option("--all", "everything", is_flag=True, help="Remove every segment.")
 @handle_errors
 def cache_prune(cache_dir: str | None, older_than: float | None, max_size: float | None, everything: bool) -> None:
-    """Remove cached segments (the ledger of paid requests is kept)."""
+    """Remove cached segments (the ledger of paid requests is kept) and the film pieces made
+    from them: with --older-than those unused that long, with --max-size or --all every one
+    (they cost no request: the next render encodes them again)."""
+    from ..pieces import PieceStore
     from ..rendering.cache import SegmentCache
 
     if older_than is None and max_size is None and not everything:
         raise click.UsageError("say what to prune: --older-than DAYS, --max-size MB or --all")
-    removed = SegmentCache(cache_dir).prune(
-        older_than_s=older_than * 86400 if older_than is not None else None,
-        max_bytes=int(max_size * 1e6) if max_size is not None else None,
-    )
-    click.echo(f"removed {removed} segment(s)")
+    cache = SegmentCache(cache_dir)
+    older_than_s = older_than * 86400 if older_than is not None else None
+    pieces = PieceStore(cache.root / "pieces").prune(
+        older_than_s=older_than_s if max_size is None and not everything else None)
+    removed = cache.prune(older_than_s=older_than_s, max_bytes=int(max_size * 1e6) if max_size is not None else None)
+    click.echo(f"removed {removed} segment(s) and {pieces} film piece(s)")
 
 
 def render_plan_table(p: Any, cached: dict[int, bool] | None = None, heal: int = 0) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import cast
@@ -45,7 +45,9 @@ class VideoReader:
     width and height only.
 
     ``size=(w, h)`` scales every frame to exactly that size. ``start``/``count``
-    select a frame-exact range (a negative ``start`` counts from the end).
+    select a frame-exact range (a negative ``start`` counts from the end); ``select``
+    (frame numbers counted from ``start``) hands out only those, in order: the others are
+    decoded and dropped inside ffmpeg instead of crossing the pipe.
     ``color_matrix`` (``"bt709"``, ``"smpte170m"``, …) overrides the file's YUV
     matrix tag; untagged input is taken as BT.601, as ffmpeg itself does.
 
@@ -63,6 +65,7 @@ class VideoReader:
         count: int | None = None,
         color_matrix: str | None = None,
         info: VideoInfo | None = None,
+        select: Sequence[int] | None = None,
     ):
         if pix_fmt not in PIX_FMT_CHANNELS:
             raise ValueError(f"pix_fmt must be one of {', '.join(PIX_FMT_CHANNELS)}")
@@ -80,6 +83,10 @@ class VideoReader:
         last = total if count is None else min(total, first + max(0, count))
         self.start = first
         self.expected = last - first
+        # only these frames (counted from ``start``) come out; the rest are decoded and dropped
+        self._select = sorted({int(i) for i in select if 0 <= int(i) < self.expected}) if select is not None else None
+        if self._select is not None:
+            self.expected = len(self._select)
         self.frames_read = 0
         self._channels = PIX_FMT_CHANNELS[pix_fmt]
         if pix_fmt == "yuv420p":
@@ -106,9 +113,12 @@ class VideoReader:
     def _filters(self) -> str:
         chain = []
         first = 0 if self._seek_seconds() is not None else self.start
-        if first > 0 or self.expected < self.info.num_frames:
-            chain.append(f"trim=start_frame={first}:end_frame={first + self.expected}")
+        span = self.expected if self._select is None else (self._select[-1] + 1 if self._select else 0)
+        if first > 0 or span < self.info.num_frames:
+            chain.append(f"trim=start_frame={first}:end_frame={first + span}")
             chain.append("setpts=PTS-STARTPTS")
+        if self._select is not None:
+            chain.append("select=" + "+".join(f"eq(n\\,{i})" for i in self._select or [0]))
         resize = (self.width, self.height) != self.info.size
         if self.pix_fmt == "yuv420p":
             chain += self._yuv420p_filters(resize)

@@ -59,7 +59,9 @@ class VideoWriter:
     ``audio`` is an optional audio file muxed in (AAC) on close, padded or cut
     to exactly the video's length (a stream-copy second pass).
     ``threads`` pins the encoder's thread count (fix it when output bytes must be
-    identical across machines). ``gop`` sets the keyframe interval.
+    identical across machines). ``gop`` sets the keyframe interval. ``split_at`` (frame
+    numbers) writes one file per stretch instead, ``path`` being a ``%04d`` pattern: each
+    file starts on an IDR frame, decodes alone and joins the others by stream copy.
 
     ``input_pix_fmt="yuv420p"`` takes I420 frames as ``composer.media.VideoReader``
     hands them out: one uint8 array of shape ``(H*3//2, W)``, BT.709 limited range (even
@@ -86,6 +88,7 @@ class VideoWriter:
         threads: int | None = None,
         gop: int | None = None,
         extra_args: Sequence[str] = (),
+        split_at: Sequence[int] = (),
     ):
         if codec not in CODECS:
             raise ValueError(f"codec must be one of {', '.join(CODECS)}")
@@ -115,6 +118,9 @@ class VideoWriter:
         self.threads = threads
         self.gop = gop
         self.extra_args = list(extra_args)
+        self.split_at = sorted({int(n) for n in split_at})
+        if self.split_at and (self.audio is not None or "%04d" not in self.path.name or self.split_at[0] <= 0):
+            raise ValueError("split_at needs a path with %04d, frame numbers > 0 and no audio")
         self.frames_written = 0
         if input_pix_fmt == "yuv420p":
             self._shape: tuple[int, ...] = (self.height * 3 // 2, self.width)
@@ -160,7 +166,19 @@ class VideoWriter:
             "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
             "-r", self.fps,
         ]  # fmt: skip
-        if self.path.suffix.lower() in (".mp4", ".mov", ".m4v"):
+        faststart = self.path.suffix.lower() in (".mp4", ".mov", ".m4v")
+        if self.split_at:
+            # one file per stretch: each starts on a forced IDR frame (a closed GOP), so the files
+            # decode alone and join by stream copy; the segment muxer cuts at exactly those frames
+            numbers = ",".join(str(n) for n in self.split_at)
+            args += ["-force_key_frames", "expr:" + "+".join(f"eq(n,{n})" for n in self.split_at)]
+            if self.codec in _CRF_CODECS:
+                args += ["-forced-idr", "1"]
+            args += ["-f", "segment", "-segment_frames", numbers, "-reset_timestamps", "1",
+                     "-segment_format", "mov" if self.path.suffix.lower() == ".mov" else "mp4"]
+            if faststart:
+                args += ["-segment_format_options", "movflags=+faststart"]
+        elif faststart:
             args += ["-movflags", "+faststart"]
         args += self.extra_args
         args.append(file_arg(self._encode_path))

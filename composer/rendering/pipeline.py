@@ -21,6 +21,7 @@ from ..backends import Backend, get_backend
 from ..errors import Cancelled, ComposerError, MediaError, RenderFailed
 from ..events import Event, RenderFinished, RenderStarted, SegmentFailed
 from ..manifest import board_timeline, manifest_path_for, write_manifest
+from ..pieces import PieceStore
 from ..planner import RenderPlan, draft_board, frame_range_segments
 from ..planner import plan as make_plan
 from ..storyboard import Storyboard, load
@@ -210,7 +211,8 @@ def schedule_and_assemble(plan: RenderPlan, board: Storyboard, backend: Backend,
             background_priority()
         try:
             done["report"] = assemble_film(plan, board, landing, output, part, opts, emit, cancel=stop,
-                                           on_frame=on_frame, pace=foreground.pace)
+                                           on_frame=on_frame, pace=foreground.pace,
+                                           pieces=PieceStore(cache.root / "pieces"))
         except BaseException as exc:  # noqa: BLE001 - handed to the render's thread below
             done["error"] = exc
 
@@ -282,16 +284,17 @@ def assemble_film(plan: RenderPlan, board: Storyboard, videos: Mapping[int, Path
                   part: list[tuple[int, int]] | None, opts: RenderOptions, emit: Callable[[Event], None],
                   cancel: threading.Event | None = None,
                   on_frame: Callable[[int, Any], None] | None = None,
-                  pace: Callable[[], None] | None = None) -> dict[str, Any]:
+                  pace: Callable[[], None] | None = None, pieces: PieceStore | None = None) -> dict[str, Any]:
     """Colour-match and stitch the segments into ``output``; the assembly report. ``videos`` maps
-    segment index to clip (a ``LandedVideos`` waits for each as it is needed)."""
+    segment index to clip (a ``LandedVideos`` waits for each as it is needed); ``pieces`` keeps the
+    encoded film in pieces, so the next render encodes only the pieces that changed."""
     from ..assemble import assemble
 
     started = time.monotonic()
     try:
         report = assemble(plan, videos, output, board=board,
                           on_event=emit, cancel=cancel if cancel is not None else opts.cancel, codec=opts.codec,
-                          frames=part, keep_samples=True, on_frame=on_frame, pace=pace)
+                          frames=part, keep_samples=True, on_frame=on_frame, pace=pace, pieces=pieces)
     except MediaError as exc:
         if str(output) not in str(exc):  # say which film was not written, not only what broke
             exc.args = (f"{output}: not written: {exc}",)

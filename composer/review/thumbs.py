@@ -101,6 +101,22 @@ class ThumbGrabber:
         ok, data = cv2.imencode(".jpg", np.ascontiguousarray(small[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, QUALITY])
         if not ok:
             return  # the page then seeks to this frame in the film instead
+        self.restore(film_frame, data.tobytes())
+
+    # what it made of a frame, kept with the film's encoded piece and handed back when a later
+    # render takes that piece as it is (``composer.assemble``: no frame to grab then)
+    @property
+    def tag(self) -> str:
+        return f"thumb-{self.width}-q{QUALITY}"
+
+    def saved(self, film_frame: int) -> bytes | None:
+        name = self.made.get(film_frame)
+        try:
+            return (self.folder / name).read_bytes() if name else None
+        except OSError:
+            return None
+
+    def restore(self, film_frame: int, data: bytes) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(self.folder / thumb_name(film_frame), data.tobytes(), fsync=False)
+        atomic_write_bytes(self.folder / thumb_name(film_frame), data, fsync=False)
         self.made[film_frame] = thumb_name(film_frame)
