@@ -701,6 +701,7 @@ def _assemble_pieces(plan: RenderPlan, videos: Mapping[int, Path], out: Path, st
     ``counts`` says how many pieces were ``taken`` and ``made``."""
     from .media import VideoReader
     from .media.join import join_clips
+    from .media.writer import NoSpaceError
     from .pieces import clip_digest, code_fingerprint, piece_bounds, piece_contributors, piece_key
 
     suffix = out.suffix or ".mp4"
@@ -743,7 +744,8 @@ def _assemble_pieces(plan: RenderPlan, videos: Mapping[int, Path], out: Path, st
                     if on_frame is not None:
                         _replay(hit, plan, a, b, on_frame, VideoReader)
                     written += b - a
-                    emit(AssemblyProgress(written, total))
+                    if written < total:
+                        emit(AssemblyProgress(written, total))
                     _check_cancel(cancel)
                     continue
                 counts["made"] += 1
@@ -758,7 +760,7 @@ def _assemble_pieces(plan: RenderPlan, videos: Mapping[int, Path], out: Path, st
                         on_frame(f, frame)
                     run.feed.put(frame)
                     written += 1
-                    if written % 12 == 0 or written == total:
+                    if written % 12 == 0 and written < total:
                         emit(AssemblyProgress(written, total))
                         _check_cancel(cancel)
                 snap = _snapshot(records, segments)
@@ -767,13 +769,23 @@ def _assemble_pieces(plan: RenderPlan, videos: Mapping[int, Path], out: Path, st
                 slots.append(None)
                 snapshots.append(snap)
             close_run()
+        except NoSpaceError as exc:
+            if run is not None:
+                run.abort()
+            if Path(exc.path).is_relative_to(store.root) and not _same_disk(store.root, out.parent):
+                raise MediaError(f"no space left on device in the cache folder {store.root} while encoding the "
+                                 f"film's pieces ({exc.detail}): free some, or give --cache-dir on another disk"
+                                 ) from exc
+            raise
         except BaseException:
             if run is not None:
                 run.abort()
             raise
         finally:
             cursor.close()
+        _check_cancel(cancel)
         join_clips([p for p in slots if p is not None], out)
+        emit(AssemblyProgress(written, total))  # the film is whole: written, not yet renamed
     # each piece kept its segments' records as they stood when it ended: the last piece a
     # segment reaches holds its record as the whole film leaves it
     records.clear()
@@ -781,6 +793,13 @@ def _assemble_pieces(plan: RenderPlan, videos: Mapping[int, Path], out: Path, st
         for index, record in snap.items():
             records.setdefault(int(index), {}).update(record)
     return written
+
+
+def _same_disk(a: Path, b: Path) -> bool:
+    try:
+        return a.stat().st_dev == b.stat().st_dev
+    except OSError:
+        return True
 
 
 def _wanted(on_frame: Callable[[int, np.ndarray], None], start: int, end: int) -> list[int]:

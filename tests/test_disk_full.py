@@ -271,6 +271,36 @@ def test_the_final_encode_on_a_full_disk_keeps_the_old_film_and_every_segment(
     assert probe(film).num_frames == result.plan.total_frames
 
 
+def test_a_full_cache_disk_while_the_films_pieces_are_encoded_names_the_cache_and_keeps_the_film(
+        roomy_fs: Path, tmp_path: Path, write_board) -> None:
+    from composer import load, plan, render
+    from composer.events import SegmentDone
+
+    board = write_board(BOARD)
+    cache, film = roomy_fs / "cache", tmp_path / "film.mp4"  # the film's own disk has room
+    film.write_bytes(b"the previous film")
+    filled: list[Path] = []
+    planned = len(plan(load(board)).segments)
+
+    def on_event(event: object) -> None:
+        if isinstance(event, SegmentDone) and event.index == planned - 1 and not filled:
+            filled.append(fill(roomy_fs))
+
+    with pytest.raises(MediaError) as info:
+        render(board, film, cache=cache, jobs=1, on_event=on_event, otio=False, review=False)
+    message = str(info.value)
+    assert "\n" not in message and f"no space left on device in the cache folder {cache / 'pieces'}" in message
+    assert message.startswith(f"{film}: not written: ") and "--cache-dir" in message
+    assert film.read_bytes() == b"the previous film"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".film")) == []  # no partial film
+    assert corrupt_entries(cache) == [] and len(list(cache.glob("segments/*/*/meta.json"))) == planned
+
+    filled[0].unlink()
+    result = render(board, film, cache=cache, jobs=1, otio=False, review=False)
+    assert (result.cached, result.generated) == (planned, 0)
+    assert probe(film).num_frames == result.plan.total_frames
+
+
 # --------------------------------------------------------------------------- the cache on another filesystem
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..errors import MediaError
 from ._proc import file_arg, run_ffmpeg
+from .writer import NoSpaceError
 
 
 def _quoted(path: Path) -> str:
@@ -32,7 +33,12 @@ def join_clips(clips: Sequence[Path], output: Path) -> Path:
                 "-map", "0:v:0", "-c", "copy"]
         if output.suffix.lower() in (".mp4", ".mov", ".m4v"):
             args += ["-movflags", "+faststart"]
-        run_ffmpeg([*args, file_arg(output)], what="join the film's pieces", path=output)
+        try:
+            run_ffmpeg([*args, file_arg(output)], what="join the film's pieces", path=output)
+        except MediaError as exc:
+            if "No space left on device" in str(exc):
+                raise NoSpaceError(output, str(exc).rsplit(": ", 1)[-1]) from exc
+            raise
     finally:
         listing.unlink(missing_ok=True)
     return output
