@@ -154,7 +154,7 @@ def run(args: argparse.Namespace, on_row=None) -> dict[str, Any]:
                 "modes_not_available": skipped, "rows": rows, "complete": done,
                 "seconds": round(time.perf_counter() - t_start, 1)}
     for latency in [float(x) for x in args.latency.split(",")]:
-        lengths = [float(x) for x in (args.lengths_at.get(latency) or args.lengths).split(",")]
+        default_lengths = args.lengths_at.get(latency) or args.lengths
         with tempfile.TemporaryDirectory(prefix="bench-walltime-") as tmp, \
                 Emulator(latency, args.concurrency) as emu:
             tmp_path = Path(tmp)
@@ -162,7 +162,7 @@ def run(args: argparse.Namespace, on_row=None) -> dict[str, Any]:
                 render_film(emu, film_board(121 / FPS, "sequential", quick=False), tmp_path, "warm", latency=latency,
                             concurrency=args.concurrency, jobs=None)
             for mode in modes:
-                for seconds in lengths:
+                for seconds in [float(x) for x in (args.lengths_for.get(mode) or default_lengths).split(",")]:
                     name = f"{mode}-{seconds:g}s"
                     row = {"mode": mode, "latency_s": latency, "concurrency": args.concurrency, "jobs": args.jobs,
                            "cuts": args.cuts,
@@ -243,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lengths-at", action="append", default=[], metavar="LATENCY=LENGTHS",
                    help="other lengths at one latency, e.g. 20=30,120 (repeatable)")
     p.add_argument("--modes", default="sequential,bridged", help="modes to measure (those the planner knows)")
+    p.add_argument("--lengths-for", action="append", default=[], metavar="MODE=LENGTHS",
+                   help="other lengths for one mode, e.g. bridged=30,120,300,600 (repeatable)")
     p.add_argument("--concurrency", type=int, default=None,
                    help="the emulator's (the account's) requests at once, also fal.concurrency (default 40; quick 2)")
     p.add_argument("--jobs", type=int, default=None, help="composer render --jobs (default: fal.concurrency)")
@@ -259,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         k, v = item.split("=", 1)
         at[float(k)] = v
     args.lengths_at = at
+    args.lengths_for = dict(item.split("=", 1) for item in args.lengths_for)
     common.wait_for_quiet(args.wait_load, args.wait_max)
     data = run(args, on_row=lambda d: common.write_section("walltime", report(d), d, args.out))
     path = common.write_section("walltime", report(data), data, args.out)

@@ -1,6 +1,6 @@
 """The film's encoded pieces, kept beside the segment cache so a re-render encodes only what changed.
 
-A film is cut at its segments' first shown frames. A piece's key names everything its frames
+A film is cut where each segment's frames begin. A piece's key names everything its frames
 depend on (each covering chain's clips up to it, the colour settings, the encoder, this code),
 so an unchanged piece is joined to the others by stream copy instead of made and encoded again.
 """
@@ -23,7 +23,7 @@ from typing import Any
 from .planner import RenderPlan
 from .store.base import file_sha256
 
-PIECE_VERSION = "1"  # how a piece is cut and keyed; another way must not reuse a key
+PIECE_VERSION = "2"  # how a piece is cut and keyed; another way must not reuse a key
 # the code that decides a piece's pixels: any change to it makes every key new
 _SHAPING = ("assemble.py", "yuv.py", "metrics.py", "pieces.py", "colour", "media")
 
@@ -42,12 +42,13 @@ def code_fingerprint() -> str:
 
 
 def piece_bounds(plan: RenderPlan) -> list[tuple[int, int]]:
-    """The film's pieces as ``(start, end)`` film frames, in order: cut where a shown segment
-    starts showing and where a chain starts or ends."""
+    """The film's pieces as ``(start, end)`` film frames, in order: cut at each shown segment's
+    frame 0 (the start of its overlap, so no frame before the cut depends on it: a piece can be
+    made as soon as the segments before it have landed) and where a chain starts or ends."""
     cuts = {0, plan.total_frames}
     for seg in plan.segments:
         if seg.shown:
-            cuts.add(seg.shown_start)
+            cuts.add(seg.output_start_frame)
     for chain in plan.chains:
         cuts.update((chain.start_frame, chain.end_frame))
     points = sorted(c for c in cuts if 0 <= c <= plan.total_frames)

@@ -156,8 +156,11 @@ def test_piece_bounds_cover_the_film_and_keys_follow_what_a_piece_shows(write_bo
     bounds = piece_bounds(plan)
     assert bounds[0][0] == 0 and bounds[-1][1] == plan.total_frames
     assert all(b == c for (_, b), (c, _) in itertools.pairwise(bounds))
-    shown_starts = {s.shown_start for s in plan.segments if s.shown}
-    assert shown_starts <= {a for a, _ in bounds}
+    starts = {s.output_start_frame for s in plan.segments if s.shown}
+    assert starts <= {a for a, _ in bounds} and len(bounds) >= len(starts) >= 4
+    # no piece depends on a segment whose frames begin at or after its end
+    for a, b in bounds:
+        assert all(plan.segments[i].output_start_frame < b for i in piece_contributors(plan, a, b))
     digests = {s.index: f"clip{s.index}" for s in plan.segments}
     settings = {"codec": "h264", "crf": 18}
     a, b = bounds[1]
