@@ -611,6 +611,16 @@ def assemble(plan: RenderPlan, videos: Mapping[int, Path], output: Path, *, boar
     return report
 
 
+def _hand_over(feed: _EncoderFeed, number: int, frame: np.ndarray, pace: Callable[[], None] | None,
+               on_frame: Callable[[int, np.ndarray], None] | None) -> None:
+    """One film frame to the encoder: after the critical path's turn, past ``on_frame``."""
+    if pace is not None:
+        pace()
+    if on_frame is not None:
+        on_frame(number, frame)
+    feed.put(frame)
+
+
 def _check_cancel(cancel: threading.Event | None) -> None:
     if cancel is not None and cancel.is_set():
         raise Cancelled("assembly cancelled; no output written, segments kept in the cache")
@@ -633,12 +643,7 @@ def _assemble_one(plan: RenderPlan, videos: Mapping[int, Path], out: Path, spec:
         numbers = itertools.chain.from_iterable(range(a, b) for a, b in ranges)  # film frame of each
         try:
             for frame in film_frames(plan, videos, spec, records, keep_samples=keep_samples, ranges=ranges):
-                number = next(numbers, -1)
-                if pace is not None:
-                    pace()
-                if on_frame is not None:
-                    on_frame(number, frame)
-                feed.put(frame)
+                _hand_over(feed, next(numbers, -1), frame, pace, on_frame)
                 written += 1
                 if written % 12 == 0 or written == total:
                     emit(AssemblyProgress(written, total))
@@ -699,7 +704,6 @@ def _assemble_pieces(plan: RenderPlan, videos: Mapping[int, Path], out: Path, st
     others are made (the cursor passes over taken ones) and encoded, then kept; all joined by
     stream copy. ``records`` ends as the records kept with the pieces, in film order;
     ``counts`` says how many pieces were ``taken`` and ``made``."""
-    from .media import VideoReader
     from .media.join import join_clips
     from .media.writer import NoSpaceError
     from .pieces import clip_digest, code_fingerprint, piece_bounds, piece_contributors, piece_key
@@ -742,7 +746,7 @@ def _assemble_pieces(plan: RenderPlan, videos: Mapping[int, Path], out: Path, st
                     slots.append(hit.video)
                     snapshots.append(hit.meta.get("records", {}))
                     if on_frame is not None:
-                        _replay(hit, plan, a, b, on_frame, VideoReader)
+                        _replay(hit, plan, a, b, on_frame)
                     written += b - a
                     if written < total:
                         emit(AssemblyProgress(written, total))
@@ -753,12 +757,7 @@ def _assemble_pieces(plan: RenderPlan, videos: Mapping[int, Path], out: Path, st
                     run = _PieceRun(plan, stage, runs, a, cuts, suffix, codec, crf, preset, pace)
                     runs += 1
                 for f in range(a, b):
-                    frame = cursor.frame(f)
-                    if pace is not None:
-                        pace()
-                    if on_frame is not None:
-                        on_frame(f, frame)
-                    run.feed.put(frame)
+                    _hand_over(run.feed, f, cursor.frame(f), pace, on_frame)
                     written += 1
                     if written % 12 == 0 and written < total:
                         emit(AssemblyProgress(written, total))
@@ -817,10 +816,11 @@ def _stills(on_frame: Callable[[int, np.ndarray], None] | None, start: int, end:
     return {"stills": {str(getattr(on_frame, "tag", "")): kept}}
 
 
-def _replay(piece: Piece, plan: RenderPlan, start: int, end: int, on_frame: Callable[[int, np.ndarray], None],
-            reader_type: Any) -> None:
+def _replay(piece: Piece, plan: RenderPlan, start: int, end: int, on_frame: Callable[[int, np.ndarray], None]) -> None:
     """Hand ``on_frame`` a kept piece's frames: what it kept of them (``restore``), or the
     frames it wants decoded from the piece."""
+    from .media import VideoReader
+
     need = _wanted(on_frame, start, end)
     restore = getattr(on_frame, "restore", None)
     kept = piece.meta.get("stills", {}).get(str(getattr(on_frame, "tag", ""))) if restore is not None else None
@@ -832,7 +832,7 @@ def _replay(piece: Piece, plan: RenderPlan, start: int, end: int, on_frame: Call
     if not need:
         return
     select = [f - start for f in need] if len(need) < end - start else None
-    with reader_type(piece.video, size=(plan.width, plan.height), pix_fmt=PIX_FMT, select=select) as reader:
+    with VideoReader(piece.video, size=(plan.width, plan.height), pix_fmt=PIX_FMT, select=select) as reader:
         for f, frame in zip(need, reader):
             on_frame(f, frame)
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .atomic import atomic_write_text
 from .planner import RenderPlan
 from .store.base import file_sha256
 
@@ -148,8 +149,6 @@ class PieceStore:
         except OSError:
             return clip
         try:
-            from .atomic import atomic_write_text
-
             atomic_write_text(meta_path, json.dumps(record), fsync=False)
         except OSError:
             with contextlib.suppress(OSError):

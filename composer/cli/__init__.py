@@ -480,9 +480,8 @@ def cache() -> None:
 @handle_errors
 def cache_info(cache_dir: str | None) -> None:
     """Where the cache is, how big, what was paid, what is in flight."""
-    from ..rendering.cache import SegmentCache
-
     from ..pieces import PieceStore
+    from ..rendering.cache import SegmentCache
 
     cache = SegmentCache(cache_dir)
     info = cache.info()
