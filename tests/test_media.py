@@ -344,3 +344,31 @@ def test_stop_process_kills_a_stubborn_child():
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     _proc.stop_process(proc, timeout=2)
     assert proc.poll() is not None
+
+
+def _run_py(code: str, **env: str) -> str:
+    import os
+    import sys
+
+    full = {k: v for k, v in os.environ.items() if k != "OPENCV_FOR_THREADS_NUM"} | env
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=full).stdout
+
+
+def test_streaming_runs_opencv_serially_unless_the_user_set_it(tmp_path, clip):
+    code = ("import cv2, sys; from composer.media import VideoReader; before = cv2.getNumThreads(); "
+            f"n = sum(1 for _ in VideoReader({str(clip)!r}, pix_fmt='yuv420p')); print(before, cv2.getNumThreads(), n)")
+    before, after, n = _run_py(code).split()
+    assert int(n) == N and int(after) == 1 and int(before) >= 1
+    kept = _run_py(code, OPENCV_FOR_THREADS_NUM="2").split()
+    assert kept[1] == kept[0]  # the user's setting stands
+
+
+def test_frame_pipes_are_widened(tmp_path, clip):
+    import fcntl
+
+    reader = VideoReader(clip, pix_fmt="yuv420p")
+    try:
+        assert reader.read() is not None
+        assert fcntl.fcntl(reader._proc.stdout.fileno(), fcntl.F_GETPIPE_SZ) == _proc.PIPE_BYTES
+    finally:
+        reader.close()

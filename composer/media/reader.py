@@ -17,7 +17,8 @@ from typing import cast
 import numpy as np
 
 from ..errors import MediaError
-from ._proc import StderrTail, ffmpeg_cmd, file_arg, stop_process
+from .tuning import stream_settings
+from ._proc import StderrTail, ffmpeg_cmd, file_arg, stop_process, widen_pipe
 from .probe import VideoInfo, probe
 
 # YUV matrix names: ffmpeg's (as probe reports them) → zimg's.
@@ -170,6 +171,7 @@ class VideoReader:
     def _start(self) -> None:
         if self._proc is not None or self._closed:
             return
+        stream_settings()
         try:
             self._proc = subprocess.Popen(
                 self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0,
@@ -177,6 +179,7 @@ class VideoReader:
             )
         except OSError as exc:
             raise MediaError(f"{self.path}: cannot run ffmpeg ({exc})") from exc
+        widen_pipe(self._proc.stdout)
         assert self._proc.stderr is not None  # stderr=PIPE
         self._stderr = StderrTail(self._proc.stderr)
 

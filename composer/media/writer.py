@@ -21,7 +21,8 @@ import numpy as np
 
 from ..atomic import atomic_path
 from ..errors import MediaError
-from ._proc import StderrTail, ffmpeg_cmd, file_arg, stop_process
+from .tuning import stream_settings
+from ._proc import StderrTail, ffmpeg_cmd, file_arg, stop_process, widen_pipe
 from .audio import mux_audio
 
 # Output settings per codec name: encoder arguments and the default pixel format.
@@ -191,6 +192,7 @@ class VideoWriter:
             raise MediaError(f"{self.path}: writer already closed")
         if self.audio is not None and not self.audio.is_file():
             raise MediaError(f"{self.audio}: no such file")
+        stream_settings()
         try:
             self._proc = subprocess.Popen(
                 self.command(), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, bufsize=0,
@@ -198,6 +200,7 @@ class VideoWriter:
             )
         except OSError as exc:
             raise MediaError(f"{self.path}: cannot run ffmpeg ({exc})") from exc
+        widen_pipe(self._proc.stdin)
         assert self._proc.stderr is not None  # stderr=PIPE
         self._stderr = StderrTail(self._proc.stderr)
         return self
