@@ -372,3 +372,11 @@ def test_frame_pipes_are_widened(tmp_path, clip):
         assert fcntl.fcntl(reader._proc.stdout.fileno(), fcntl.F_GETPIPE_SZ) == _proc.PIPE_BYTES
     finally:
         reader.close()
+
+
+def test_single_threaded_decode_gives_the_same_frames(clip):
+    one = VideoReader(clip, pix_fmt="yuv420p", threads=1)
+    assert one.command()[one.command().index("-threads") + 1] == "1"
+    assert "-threads" not in VideoReader(clip, pix_fmt="yuv420p").command()
+    a, b = list(one), list(VideoReader(clip, pix_fmt="yuv420p"))
+    assert len(a) == len(b) == N and all(np.array_equal(x, y) for x, y in zip(a, b))

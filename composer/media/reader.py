@@ -67,6 +67,7 @@ class VideoReader:
         color_matrix: str | None = None,
         info: VideoInfo | None = None,
         select: Sequence[int] | None = None,
+        threads: int | None = None,
     ):
         if pix_fmt not in PIX_FMT_CHANNELS:
             raise ValueError(f"pix_fmt must be one of {', '.join(PIX_FMT_CHANNELS)}")
@@ -102,6 +103,8 @@ class VideoReader:
         self._proc: subprocess.Popen | None = None
         self._stderr: StderrTail | None = None
         self._closed = False
+        # None: ffmpeg's own choice (frame threads on every core), quickest for one clip on its own
+        self.threads = threads
 
     # -- the ffmpeg command -------------------------------------------------
     def _seek_seconds(self) -> float | None:
@@ -160,6 +163,7 @@ class VideoReader:
         vf = self._filters()
         return ffmpeg_cmd(
             "-v", "error", "-xerror",
+            *(("-threads", str(self.threads)) if self.threads else ()),
             *(("-ss", f"{seek:.6f}") if seek is not None else ()),
             "-i", file_arg(self.path),
             "-map", "0:v:0", "-an", "-sn", "-dn",
