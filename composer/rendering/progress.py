@@ -8,11 +8,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import TextIO
-
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeRemainingColumn
-from rich.progress import Progress as RichProgress
+from typing import TYPE_CHECKING, TextIO
 
 from ..events import (
     AssemblyProgress,
@@ -24,6 +20,10 @@ from ..events import (
     SegmentLog,
     SegmentStarted,
 )
+
+if TYPE_CHECKING:  # rich costs 60 ms to import: only a terminal's bars need it
+    from rich.progress import Progress as RichProgress
+    from rich.progress import TaskID
 
 
 def _first_line(e: SegmentFailed) -> str:
@@ -94,6 +94,10 @@ class Progress:
 
     # -- bars (a terminal) ---------------------------------------------------
     def _ensure_bars(self) -> RichProgress:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+        from rich.progress import Progress as RichProgress
+
         if self._bars is None:
             console = Console(file=self.stream, force_terminal=True, width=self._width,
                               highlight=False, soft_wrap=False)
