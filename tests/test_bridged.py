@@ -224,6 +224,36 @@ def test_bridged_preview_render_is_frame_exact(tmp_path, write_board):
     assert {i for i, o in changed.outcomes.items() if o.status == "generated"} == {1, 2, 3}
 
 
+def test_a_skeleton_is_decoded_once_for_all_its_anchors(tmp_path, write_board, monkeypatch):
+    import composer.media as media
+    import composer.media.reader
+
+    board = write_board(FOUR.replace("duration: 97f", "duration: 177f"))  # 7 segments: anchors 0, 2, 4, 6
+    p = plan(load(board))
+    (sk,) = [s for s in p.segments if s.role == "skeleton"]
+    pinned = {s.index: int(c.source.split("@")[1]) for s in p.segments for c in s.conditioning
+              if c.source.startswith("skeleton:")}
+    assert sorted(pinned) == [2, 4, 6]
+    opened: list[Path] = []
+    real = media.VideoReader
+
+    class Counting(real):  # the real reader, counted
+        def __init__(self, path, *args, **kwargs):
+            opened.append(Path(path))
+            super().__init__(path, *args, **kwargs)
+
+    monkeypatch.setattr(media, "VideoReader", Counting)
+    monkeypatch.setattr(media.reader, "VideoReader", Counting)  # read_frames' own
+    r = render(board, tmp_path / "film.mp4", cache=tmp_path / "cache", review=False, jobs=4)
+    skeleton = r.outcomes[sk.index].video
+    assert r.generated == p.requests and opened.count(skeleton) == 1
+    for anchor, frame in pinned.items():  # and each anchor still starts on its own skeleton frame
+        first = _frames(r.outcomes[anchor].video, 0, 1)[0]
+        assert np.abs(first - _frames(skeleton, frame, 1)[0]).mean() < 3.0
+        others = [f for a, f in pinned.items() if a != anchor]
+        assert all(np.abs(first - _frames(skeleton, f, 1)[0]).mean() > 3.0 for f in others)
+
+
 def test_partial_bridged_render_generates_only_what_it_needs(tmp_path, write_board):
     board = write_board(FOUR)
     p = plan(load(board))

@@ -203,6 +203,14 @@ class Scheduler:
         self.owner = default_owner()  # who holds this run's leases
         self.only = only  # segments needed (a partial render); None = all
         self._shown_tails: dict[int, list[Any]] = {}  # parent index -> its last frames as shown (corrected tails)
+        # bridged: which frames the anchors take from each skeleton, decoded in one pass when first asked for
+        self._skeleton_wants: dict[int, set[int]] = {}
+        for s in plan.segments:
+            for c in s.conditioning:
+                if c.kind == "image" and is_skeleton_frame(c.source):
+                    i, f = (int(x) for x in c.source.split(":", 1)[1].split("@"))
+                    self._skeleton_wants.setdefault(i, set()).add(f)
+        self._skeleton_locks: dict[int, threading.Lock] = {}
         self.outcomes: dict[int, SegmentOutcome] = {s.index: SegmentOutcome(s.index, self.keys[s.index]) for s in plan.segments}
 
     def cached(self) -> dict[int, bool]:
@@ -589,21 +597,37 @@ class Scheduler:
         return out
 
     def _skeleton_frame(self, source: str) -> Path:
-        """A skeleton frame (``skeleton:<segment>@<frame>``) fitted to the film's size, as a PNG."""
-        from ..media import fit_image, read_frames, save_image
+        """A skeleton frame (``skeleton:<segment>@<frame>``) fitted to the film's size, as a PNG.
 
+        The first anchor to ask decodes its skeleton once for every frame the plan takes from it:
+        a skeleton has few keyframes, so a decode per anchor would read most of it again each time
+        (at 10 minutes, some 70 anchors on 4 skeletons of 1201 frames)."""
         index, frame = (int(x) for x in source.split(":", 1)[1].split("@"))
+        out = self._skeleton_png(index, frame)
+        if not out.exists():
+            with self._skeleton_locks.setdefault(index, threading.Lock()):
+                if not out.exists():
+                    self._extract_skeleton(index, sorted(self._skeleton_wants.get(index, set()) | {frame}))
+        if not out.exists():
+            raise MediaError(f"skeleton {index}: cannot decode frame {frame}")
+        return out
+
+    def _skeleton_png(self, index: int, frame: int) -> Path:
+        return self.workdir / f"skeleton{index:04d}@{frame}-{self.plan.width}x{self.plan.height}.png"
+
+    def _extract_skeleton(self, index: int, frames: list[int]) -> None:
+        from ..media import VideoReader, fit_image, save_image
+
         src = self.outcomes[index].video
         if src is None:
-            raise MediaError(f"skeleton {index} has no video to take frame {frame} from")
-        out = self.workdir / f"skeleton{index:04d}@{frame}-{self.plan.width}x{self.plan.height}.png"
-        if not out.exists():
-            got = read_frames(src, start=frame, count=1)
-            if len(got) != 1:
-                raise MediaError(f"skeleton {index}: cannot decode frame {frame}")
-            with atomic_path(out, fsync=False) as tmp:
-                save_image(fit_image(got[0], self.plan.width, self.plan.height, "cover"), tmp)
-        return out
+            raise MediaError(f"skeleton {index} has no video to take frame {frames[0]} from")
+        missing = [f for f in frames if not self._skeleton_png(index, f).exists()]
+        if not missing:
+            return
+        with VideoReader(src, select=missing) as reader:
+            for f, got in zip(missing, reader):
+                with atomic_path(self._skeleton_png(index, f), fsync=False) as tmp:
+                    save_image(fit_image(got, self.plan.width, self.plan.height, "cover"), tmp)
 
     def _check_output(self, seg: PlannedSegment, path: Path, num_frames: int | None = None) -> None:
         """The backend's clip has the segment's frame count. ``num_frames`` is the count the backend
