@@ -201,3 +201,18 @@ def test_a_split_encode_joins_back_to_every_frame(tmp_path):
     whole = read_frames(joined, pix_fmt="yuv420p")
     alone = [f for p in parts for f in read_frames(p, pix_fmt="yuv420p")]
     assert len(whole) == 30 and all(np.array_equal(x, y) for x, y in zip(whole, alone))
+
+
+def test_a_split_encode_takes_as_many_cuts_as_a_long_film_has(tmp_path):
+    # a 10-minute chain is 139 pieces; ffmpeg refuses a flat sum of that many eq(n,k) terms
+    cuts = list(range(2, 2 * 150 + 1, 2))
+    frames = np.zeros((len(cuts) * 2 + 3, 48, 64, 3), np.uint8)
+    frames[:] = ((np.arange(len(frames)) % 60) * 4).astype(np.uint8)[:, None, None, None]  # grey: frame number
+    with VideoWriter(tmp_path / "p-%04d.mp4", 64, 48, 12, crf=18, preset="ultrafast", split_at=cuts) as w:
+        for f in frames:
+            w.write(f)
+    parts = sorted(tmp_path.glob("p-*.mp4"))
+    assert len(parts) == len(cuts) + 1
+    assert [len(read_frames(p)) for p in parts] == [2] * len(cuts) + [3]
+    starts = [int((read_frames(p, count=1)[0].mean() / 4).round()) for p in parts]
+    assert starts == [n % 60 for n in [0, *cuts]]  # each piece begins on its own cut frame
