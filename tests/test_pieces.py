@@ -216,3 +216,16 @@ def test_a_split_encode_takes_as_many_cuts_as_a_long_film_has(tmp_path):
     assert [len(read_frames(p)) for p in parts] == [2] * len(cuts) + [3]
     starts = [int((read_frames(p, count=1)[0].mean() / 4).round()) for p in parts]
     assert starts == [n % 60 for n in [0, *cuts]]  # each piece begins on its own cut frame
+
+
+def test_select_picks_more_frames_than_a_flat_ffmpeg_sum_takes(tmp_path):
+    frames = np.zeros((260, 48, 64, 3), np.uint8)
+    frames[:] = ((np.arange(260) % 60) * 4).astype(np.uint8)[:, None, None, None]
+    clip = tmp_path / "grey.mp4"
+    with VideoWriter(clip, 64, 48, 12, crf=18, preset="ultrafast") as w:
+        for f in frames:
+            w.write(f)
+    want = list(range(1, 260, 2))  # 130 frames
+    with VideoReader(clip, select=want) as reader:
+        got = [int((f.mean() / 4).round()) for f in reader]
+    assert got == [n % 60 for n in want]

@@ -66,6 +66,18 @@ def widen_pipe(pipe: IO[bytes] | None) -> None:
         fcntl.fcntl(pipe.fileno(), setsz, PIPE_BYTES)
 
 
+def any_frame(frames: list[int]) -> str:
+    """An ffmpeg expression true at exactly these frame numbers: a balanced sum of ``eq(n,k)``.
+
+    ffmpeg's parser gives up on a flat sum of more than about 100 terms (a 10-minute film is
+    139 pieces to cut; a piece may have that many frames to pick); nested in halves, the
+    depth grows with the log of the count."""
+    if len(frames) == 1:
+        return f"eq(n,{frames[0]})"
+    half = len(frames) // 2
+    return f"({any_frame(frames[:half])}+{any_frame(frames[half:])})"
+
+
 def ffmpeg_exe() -> str:
     """The ffmpeg binary: ``$COMPOSER_FFMPEG``, else ``ffmpeg`` on PATH, else imageio-ffmpeg's."""
     return _resolve_exe(os.environ.get("COMPOSER_FFMPEG") or None)

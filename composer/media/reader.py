@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import MediaError
 from .tuning import stream_settings
-from ._proc import StderrTail, ffmpeg_cmd, file_arg, stop_process, widen_pipe
+from ._proc import StderrTail, any_frame, ffmpeg_cmd, file_arg, stop_process, widen_pipe
 from .probe import VideoInfo, probe
 
 # YUV matrix names: ffmpeg's (as probe reports them) → zimg's.
@@ -122,7 +122,7 @@ class VideoReader:
             chain.append(f"trim=start_frame={first}:end_frame={first + span}")
             chain.append("setpts=PTS-STARTPTS")
         if self._select is not None:
-            chain.append("select=" + "+".join(f"eq(n\\,{i})" for i in self._select or [0]))
+            chain.append("select=" + any_frame(self._select or [0]).replace(",", "\\,"))
         resize = (self.width, self.height) != self.info.size
         if self.pix_fmt == "yuv420p":
             chain += self._yuv420p_filters(resize)

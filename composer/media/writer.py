@@ -22,7 +22,7 @@ import numpy as np
 from ..atomic import atomic_path
 from ..errors import MediaError
 from .tuning import stream_settings
-from ._proc import StderrTail, ffmpeg_cmd, file_arg, stop_process, widen_pipe
+from ._proc import StderrTail, any_frame, ffmpeg_cmd, file_arg, stop_process, widen_pipe
 from .audio import mux_audio
 
 # Output settings per codec name: encoder arguments and the default pixel format.
@@ -49,16 +49,6 @@ def fps_arg(fps: float | int | Fraction | str) -> str:
     if frac <= 0:
         raise ValueError(f"frame rate must be > 0, not {fps}")
     return str(frac.numerator) if frac.denominator == 1 else f"{frac.numerator}/{frac.denominator}"
-
-
-def _any_frame(frames: list[int]) -> str:
-    """An ffmpeg expression true at exactly these frame numbers: a balanced sum of ``eq(n,k)``.
-    ffmpeg's parser gives up on a flat sum of more than about 100 terms (a 10-minute film has
-    139 pieces); nested in halves, its depth grows with the log of the count."""
-    if len(frames) == 1:
-        return f"eq(n,{frames[0]})"
-    half = len(frames) // 2
-    return f"({_any_frame(frames[:half])}+{_any_frame(frames[half:])})"
 
 
 class VideoWriter:
@@ -182,7 +172,7 @@ class VideoWriter:
             # one file per stretch: each starts on a forced IDR frame (a closed GOP), so the files
             # decode alone and join by stream copy; the segment muxer cuts at exactly those frames
             numbers = ",".join(str(n) for n in self.split_at)
-            args += ["-force_key_frames", "expr:" + _any_frame(list(self.split_at))]
+            args += ["-force_key_frames", "expr:" + any_frame(list(self.split_at))]
             if self.codec in _CRF_CODECS:
                 args += ["-forced-idr", "1"]
             args += ["-f", "segment", "-segment_frames", numbers, "-reset_timestamps", "1",
