@@ -137,6 +137,12 @@ def is_skeleton_frame(source: str) -> bool:
     return source.startswith("skeleton:")
 
 
+def skeleton_frame(source: str) -> tuple[int, int]:
+    """``skeleton:<segment>@<frame>`` as (skeleton segment index, frame)."""
+    index, frame = source.split(":", 1)[1].split("@")
+    return int(index), int(frame)
+
+
 def tail_mode(board: Storyboard) -> str:
     colour = board.defaults.colour
     return "raw" if colour.method == "none" else colour.tail
@@ -208,7 +214,7 @@ class Scheduler:
         for s in plan.segments:
             for c in s.conditioning:
                 if c.kind == "image" and is_skeleton_frame(c.source):
-                    i, f = (int(x) for x in c.source.split(":", 1)[1].split("@"))
+                    i, f = skeleton_frame(c.source)
                     self._skeleton_wants.setdefault(i, set()).add(f)
         self._skeleton_locks: dict[int, threading.Lock] = {}
         self.outcomes: dict[int, SegmentOutcome] = {s.index: SegmentOutcome(s.index, self.keys[s.index]) for s in plan.segments}
@@ -602,7 +608,7 @@ class Scheduler:
         The first anchor to ask decodes its skeleton once for every frame the plan takes from it:
         a skeleton has few keyframes, so a decode per anchor would read most of it again each time
         (at 10 minutes, some 70 anchors on 4 skeletons of 1201 frames)."""
-        index, frame = (int(x) for x in source.split(":", 1)[1].split("@"))
+        index, frame = skeleton_frame(source)
         out = self._skeleton_png(index, frame)
         if not out.exists():
             with self._skeleton_locks.setdefault(index, threading.Lock()):
