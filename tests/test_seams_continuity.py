@@ -56,3 +56,24 @@ def test_light_turning_copper_over_two_seconds_is_kept() -> None:
 
 def test_no_drift_no_fix() -> None:
     assert estimate_seam_fix(scene(0), [scene(k + 1) for k in range(LOOK)], start=17) is None
+
+
+def test_a_fast_step_is_told_apart_from_the_contents_own_light_starting_at_the_seam() -> None:
+    """The new take's light starts to change at the seam, from rest and quickening (as a new take's
+    content does), while a drift ramps in over eight frames: the drift is corrected, the light kept."""
+    gain, offset = np.array([1.08, 0.95, 0.92]), np.array([6.0, -3.0, -5.0])
+    before = scene(0)
+
+    def light(k: int) -> np.ndarray:  # the content's own: brighter, from nothing, faster and faster
+        return graded(scene(k + 1), np.full(3, 1.0 + 0.0004 * (k + 1) ** 2), np.zeros(3))
+
+    after = []
+    for k in range(LOOK):
+        w = min(1.0, (k + 1) / FAST)
+        after.append(graded(light(k), 1 + w * (gain - 1), w * offset))
+    fix = estimate_seam_fix(before, after, start=17)
+    assert fix is not None
+    for k in (11, 15):
+        fixed = fix.on(fix.transform.identity(), 17 + k).apply(after[k])
+        assert mean_lab_delta_e(mean_lab(light(k)), mean_lab(after[k])) > 3.0
+        assert mean_lab_delta_e(mean_lab(light(k)), mean_lab(fixed)) < 0.6

@@ -1,7 +1,8 @@
 """Continuity across a seam: the colour change between the last frame shown before it and the
 first generated frames after it, which an overlap fit cannot see (a look that ramps in after the
 conditioned frames). Pixels are paired under DIS optical flow; only a fast step is corrected,
-bounded, and a steady change that goes on past the seam (an intended look change) is kept.
+bounded, and a change that goes on smoothly past the seam (an intended look change, the content's
+own light) is kept: the step is what is left at the seam of a smooth path fitted to the settled frames.
 """
 from __future__ import annotations
 
@@ -19,7 +20,12 @@ from .transform import ColourTransform, compose, lerp
 LOOK = 20  # generated frames looked at past the seam
 FAST = 8  # a fast step settles within this many generated frames
 SETTLED = (8, 12)  # generated frames the step is measured on
-LATE = (16, 20)  # ... and the frames that say whether the change keeps going
+# the settled frames (FAST on) trace the content's own path; a smooth (quadratic) path through them,
+# extrapolated back to the seam, leaves there the step that came in fast. A straight line cannot: a
+# change that starts from rest at the seam (a new take's light) bends, and a line through its later,
+# steeper frames takes most of the step for content.
+PATH_DEGREE = 2
+CHAIN = 4  # frames between the pairs that carry the path past the settled window
 MIN_STEP = 0.6  # Lab units: below this nothing is corrected
 MAX_STEP = 30.0  # Lab units: above this the change is content (a new subject), not drift
 MARGIN = 6  # pixels of border where flow is least reliable
@@ -129,10 +135,34 @@ def _uniformity(x: np.ndarray, y: np.ndarray, cell: np.ndarray, step: np.ndarray
     return float(np.median(shares)), float(np.mean([s >= 0.5 for s in shares]))
 
 
+def _path(after: Sequence[np.ndarray], settled: Sequence[tuple[np.ndarray, ...]]) -> dict[int, np.ndarray]:
+    """The colour path of the generated frames from SETTLED on, in the step's sense (mean RGB of the look
+    before the seam less the frame's): the settled frames as paired with the frame before the seam
+    (``settled``: their (pixels, pixels before) pairs), later ones through the frame CHAIN before them,
+    since flow over twenty frames of motion pairs badly and a wrong pairing bends the path."""
+    path = {k: p[1].mean(axis=0) - p[0].mean(axis=0) for k, p in zip(range(*SETTLED), settled) if len(p[0]) >= 100}
+    later = range(SETTLED[1], LOOK)
+    for k, (x, y) in zip(later, _each(lambda k: _paired(after[k - CHAIN], after[k]), later)):
+        if k - CHAIN in path and len(x) >= 100:
+            path[k] = path[k - CHAIN] + y.mean(axis=0) - x.mean(axis=0)
+    return path
+
+
+def _fast_part(path: Mapping[int, np.ndarray]) -> np.ndarray | None:
+    """What of the path was there at the seam already: a polynomial of PATH_DEGREE fitted to it over
+    frames since the last one shown, taken at 0 (a change that goes on smoothly starts from nothing)."""
+    if len(path) <= PATH_DEGREE + 2:
+        return None
+    t = np.array(sorted(path), dtype=np.float64) + 1.0
+    basis = np.stack([t**p for p in range(PATH_DEGREE + 1)], axis=1)
+    coef = np.linalg.lstsq(basis, np.array([path[k] for k in sorted(path)]), rcond=None)[0]
+    return np.asarray(coef[0])
+
+
 def estimate_seam_fix(before: np.ndarray, after: Sequence[np.ndarray], start: int) -> SeamFix | None:
     """The fix for the generated frames ``after`` (as shown, small RGB, first = local frame ``start``)
     against ``before`` (the last frame shown before the seam), or None when there is no fast step."""
-    if len(after) < LATE[1]:
+    if len(after) < LOOK:
         return None
     pairs = _each(lambda k: _paired(before, after[k], cells=True), range(*SETTLED))
     x = np.concatenate([p[0] for p in pairs])
@@ -142,29 +172,32 @@ def estimate_seam_fix(before: np.ndarray, after: Sequence[np.ndarray], start: in
         return None
     step = _lab(y) - _lab(x)  # what the settled frames lack of the look before the seam
     size = float(np.linalg.norm(step))
-    uniform = _uniformity(x, y, cell, step)
-    # a change still going on after the step settles is meant: take its steady rate out of the step
-    # (paired under motion too, so new content panning in is not mistaken for a change of look)
-    gap = LATE[0] - SETTLED[0]
-    later = _each(lambda k: _paired(after[k], after[k + gap]), range(*SETTLED))
-    lx = np.concatenate([p[0] for p in later])
-    ly = np.concatenate([p[1] for p in later])
-    rate = (_lab(lx) - _lab(ly)) / gap if len(lx) >= 500 else np.zeros(3)
-    span = (SETTLED[0] + SETTLED[1] - 1) / 2 + 1  # frames from the last shown one to the settled window's middle
-    fast = step + rate * span
-    share = float(np.clip(np.dot(fast, step) / max(size**2, 1e-9), 0.0, 1.0)) if size > 0 else 0.0
+    # the colour path of the settled frames, fitted smooth and taken back to the seam: what it leaves
+    # there came in fast (drift); the rest is a change that goes on (meant, or the content's own)
+    fast_rgb = _fast_part(_path(after, pairs))
+    if fast_rgb is None or size > MAX_STEP:
+        return None
+    full = _gain_offset(x, y)  # the settled frames to the look before the seam: the fast step and the rest
+    steady_rgb = (y.mean(axis=0) - x.mean(axis=0)) - fast_rgb
+    matrix = full.copy()
+    matrix[:, 3] -= steady_rgb  # ... less what goes on: the settled frames' mean moves by the fast step only
+    transform = ColourTransform.affine(matrix)
+    fast = _lab(transform.apply_values(x)) - _lab(x)
+    fast_size = float(np.linalg.norm(fast))
     # drift moves the whole picture; a step only part of the frame shows is content (a subject moving in,
     # a light in one corner), which a global fix would only smear over the rest
-    share *= _smoothstep((uniform[1] - AGREE[0]) / (AGREE[1] - AGREE[0]))
-    info = {"step_lab": [round(float(v), 3) for v in step], "steady_rate_lab": [round(float(v), 4) for v in rate],
+    uniform = _uniformity(x, y, cell, step)
+    share = _smoothstep((uniform[1] - AGREE[0]) / (AGREE[1] - AGREE[0]))
+    if np.dot(fast, step) <= 0:
+        share = 0.0  # "fast" against the step itself: the path's fit, not a step at the seam
+    info = {"step_lab": [round(float(v), 3) for v in step], "fast_lab": [round(float(v), 3) for v in fast],
             "fast_share": round(share, 3), "uniform": [round(u, 3) for u in uniform]}
-    if size * share < MIN_STEP or size > MAX_STEP:
+    if fast_size * share < MIN_STEP:
         return None
-    transform = ColourTransform.affine(_gain_offset(x, y))
-    # each early frame gets the share of the step it already shows (the drift ramps in, or a flash)
+    # each early frame gets the share of the fast step it already shows (the drift ramps in, or a flash)
     weights = []
     for xk, yk in _each(lambda k: _paired(before, after[k]), range(FAST)):
-        dk = _lab(yk) - _lab(xk) if len(xk) >= 100 else step
-        weights.append(float(np.clip(np.dot(dk, step) / size**2, 0.0, 1.0)) * share)
+        dk = _lab(yk) - _lab(xk) if len(xk) >= 100 else fast
+        weights.append(float(np.clip(np.dot(dk, fast) / fast_size**2, 0.0, 1.0)) * share)
     weights.append(share)
     return SeamFix(transform, start, tuple(weights), info)
