@@ -9,6 +9,12 @@ step within 1.0 ΔE of the undrifted render's at the same seam, 0.5 on average; 
 sharpness steps within the range the undrifted render shows.
 
     python benchmarks/seams_drift.py [--quick] [--segments N] [--kinds a,b] [--amount 1.0]
+    python benchmarks/seams_drift.py --chance 0.5 --heal 2 --label gate   # the seam gate against faults
+
+With ``--heal N`` each kind is a fault that strikes a take with probability ``--chance`` (drawn per
+request, its seed included, so a re-roll may draw a clean take), rendered without the seam gate and
+with it re-rolling a failing seam up to N times; the gate's thresholds are its defaults, never tuned
+on any kind.
 """
 from __future__ import annotations
 
@@ -38,14 +44,15 @@ def chain_board(segments: int, frames: int, overlap: int, method: str, mode: str
     return text if mode == "sequential" else text.replace("defaults:\n", f"defaults:\n  render: {{mode: {mode}}}\n", 1)
 
 
-def measure(board_text: str, drift: Any, cache: Path, work: Path, tag: str) -> dict[str, Any]:
+def measure(board_text: str, drift: Any, cache: Path, work: Path, tag: str, heal: int = 0) -> dict[str, Any]:
     import composer
     from composer.rendering.gate import measure_film
 
     board = common.load_board(board_text)
     out = work / f"{tag}.mp4"
     t0 = time.perf_counter()
-    result = composer.render(board, out, cache=cache, backend_options={"drift": drift, "text": False}, otio=False)
+    result = composer.render(board, out, cache=cache, backend_options={"drift": drift, "text": False}, otio=False,
+                             heal=heal)
     plan = result.plan
     seams = [s.seam_frame for s in plan.segments if s.depends_on is not None]
     rows = []
@@ -56,7 +63,11 @@ def measure(board_text: str, drift: Any, cache: Path, work: Path, tag: str) -> d
                      "motion_speed_ratio": round(m["motion"]["speed_ratio"], 3),  # type: ignore[index]
                      "sharpness": round(m["sharpness"], 3)})  # type: ignore[call-overload]
     out.unlink()
-    return {"seams": rows, "seconds": round(time.perf_counter() - t0, 1)}
+    gates = [o.gate for i, o in sorted(result.outcomes.items()) if i in {s.index for s in plan.segments
+                                                                         if s.depends_on is not None}]
+    takes = [1 + len(g.get("rejected", [])) if g else 1 for g in gates]
+    return {"seams": rows, "seconds": round(time.perf_counter() - t0, 1), "takes": takes,
+            "decisions": [g.get("decision") if g else None for g in gates]}
 
 
 def judge(row: dict[str, Any], ref: dict[str, Any]) -> dict[str, Any]:
@@ -73,6 +84,16 @@ def judge(row: dict[str, Any], ref: dict[str, Any]) -> dict[str, Any]:
             "motion_ok": motion_ok, "sharpness_ok": sharp_ok}
 
 
+def gate_judge(row: dict[str, Any]) -> dict[str, Any]:
+    """Which seams the seam gate's default thresholds fail, as the film shows them."""
+    from composer.rendering.gate import Thresholds
+
+    t = Thresholds()
+    bad = [i for i, s in enumerate(row["seams"]) if s["colour"] > t.colour or s["motion_jump"] > t.motion_jump
+           or not t.sharpness_low <= s["sharpness"] <= t.sharpness_high]
+    return {"gate_failing": bad}
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from composer.drift import ALL_KINDS, HELD_OUT, TUNING
 
@@ -83,7 +104,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     methods = args.methods.split(",")
     data: dict[str, Any] = {"machine": common.machine_info(), "command": common.command_line(),
                             "segments": args.segments, "frames": frames, "overlap": overlap, "amount": args.amount,
-                            "tuning": list(TUNING), "held_out": list(HELD_OUT), "films": {}, "mode": args.mode}
+                            "tuning": list(TUNING), "held_out": list(HELD_OUT), "films": {}, "mode": args.mode,
+                            "chance": args.chance, "heal": args.heal}
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-seams-drift-") as tmp:
         work = Path(tmp)
@@ -93,8 +115,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             data["films"][f"undrifted/{method}"] = ref
             log(f"undrifted {method}: colour steps {[s['colour'] for s in ref['seams']]}")
             for kind in kinds:
-                row = measure(text, {"kinds": [kind], "amount": args.amount}, cache, work, f"{kind}-{method}")
-                row.update(kind=kind, method=method, set="tuning" if kind in TUNING else "held-out", **judge(row, ref))
+                drift = {"kinds": [kind], "amount": args.amount, "chance": args.chance}
+                if args.heal:
+                    gated = measure(text, drift, cache, work, f"{kind}-{method}-heal", heal=args.heal)
+                    gated.update(kind=kind, method=method, set="tuning" if kind in TUNING else "held-out",
+                                 **judge(gated, ref), **gate_judge(gated))
+                    data.setdefault("gated", {})[f"{kind}/{method}"] = gated
+                    log(f"{kind:7s} {method:5s} heal {args.heal}: takes {gated['takes']} "
+                        f"failing seams {gated['gate_failing']}")
+                row = measure(text, drift, cache, work, f"{kind}-{method}")
+                row.update(kind=kind, method=method, set="tuning" if kind in TUNING else "held-out", **judge(row, ref),
+                           **gate_judge(row))
                 data["films"][f"{kind}/{method}"] = row
                 log(f"{kind:7s} {method:5s} colour steps {[s['colour'] for s in row['seams']]} "
                     f"excess mean {row['colour_excess_mean']:.2f} worst {row['colour_excess_worst']:.2f} "
@@ -225,6 +256,38 @@ def bridged_report(label: str, data: dict[str, Any], sequential: dict[str, Any])
     ])
 
 
+def gate_report(label: str, data: dict[str, Any]) -> str:
+    """The gated run: per kind, the same faults without the seam gate and with it."""
+    rows = []
+    for key, g in _in_order({**data, "films": data["gated"]}):
+        f = data["films"][key]
+        extra = sum(g["takes"]) - len(g["takes"])
+        n = len(g["seams"])
+        rows.append([g["kind"], g["set"], f"{len(f['gate_failing'])} of {n}", f"**{len(g['gate_failing'])} of {n}**",
+                     " ".join(str(t) for t in g["takes"]), str(extra),
+                     f"{f['colour_excess_mean']:.2f} / {f['colour_excess_worst']:.2f}",
+                     f"{g['colour_excess_mean']:.2f} / {g['colour_excess_worst']:.2f}",
+                     " ".join(f"{x['motion_jump']:.2f}" for x in f["seams"]),
+                     " ".join(f"{x['motion_jump']:.2f}" for x in g["seams"]),
+                     " ".join(f"{x['sharpness']:.2f}" for x in f["seams"]),
+                     " ".join(f"{x['sharpness']:.2f}" for x in g["seams"])])
+    return "\n".join([
+        "### The seam gate against faults that strike some takes",
+        "",
+        f"Run `{label}` in this section's JSON: `{data['command']}` ({data['seconds']:.0f} s). Each kind alone at "
+        f"amount {data['amount']:g}, striking each take with probability {data['chance']:g} (drawn per request, its "
+        f"seed included), the same {data['segments']}-segment chain with colour method "
+        f"`{data['films'][next(iter(data['gated']))]['method']}`, rendered without the seam gate and with "
+        f"`heal: {data['heal']}`. *Failing* = seams over the gate's default thresholds (colour step > 2 ΔE, motion "
+        "jump > 0.8 px, sharpness ratio outside 0.45–1.8; set from undrifted renders, never tuned on a kind) as "
+        "the film shows them; *takes* = takes the gate made per seam; *extra* = requests it added.",
+        "",
+        common.md_table(["kind", "set", "failing, no gate", "failing, gate", "takes per seam", "extra",
+                         "colour excess, no gate", "colour excess, gate", "motion jump, no gate",
+                         "motion jump, gate", "sharpness, no gate", "sharpness, gate"], rows),
+    ])
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="41-frame segments (for tests)")
@@ -232,6 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kinds", default=None, help="comma-separated drift kinds (default: all)")
     p.add_argument("--methods", default="none,auto")
     p.add_argument("--amount", type=float, default=1.0)
+    p.add_argument("--chance", type=float, default=1.0, help="share of takes each kind strikes (with --heal)")
+    p.add_argument("--heal", type=int, default=0,
+                   help="also render each kind with the seam gate re-rolling a failing seam up to N times")
     p.add_argument("--cache", default=str(common.DEFAULT_CACHE / "seams-drift"))
     p.add_argument("--json", default=str(RESULTS), help="where the measured runs are kept, by label")
     p.add_argument("--out", default=None, help="results file for the section (default benchmarks/RESULTS.md)")
@@ -249,8 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.compare:
         store[args.label] = run(args)
     latest = args.label if args.label in store else next(reversed(store))
-    if _mode(store[latest]) != "sequential" and "after" in store:
-        latest = "after"  # the section leads with the sequential film; other modes follow it
+    if (_mode(store[latest]) != "sequential" or store[latest].get("heal")) and "after" in store:
+        latest = "after"  # the section leads with the sequential film at full drift; other runs follow it
     section = write_store(store, latest, path, args.out)
     print(section)
     return 0
@@ -270,6 +336,8 @@ def write_store(store: dict[str, Any], latest: str, path: Path, out: str | None)
     for label, other in store.items():
         if label != latest and _mode(other) == "bridged":
             section += "\n\n" + bridged_report(label, other, store[latest])
+        elif label != latest and other.get("gated"):
+            section += "\n\n" + gate_report(label, other)
     if out != "-":
         common.write_section("seams_drift", section, data, out)
     return section

@@ -87,3 +87,25 @@ def test_preview_backend_takes_kinds_and_keeps_the_float_identity() -> None:
     assert b.drift == 1.0
     with pytest.raises(BackendError, match="unknown drift kind"):
         PreviewBackend(drift={"kinds": ["wobble"], "amount": 1.0})
+
+
+def test_a_chance_strikes_some_takes_and_the_same_take_always_alike() -> None:
+    spec = parse_spec({"kinds": ["flash"], "amount": 1.0, "chance": 0.5}, LEGACY)
+    assert spec == DriftSpec(("flash",), 1.0, 0.5) and spec.label() == "flash@1~0.5"
+    frame = picture()
+    struck = []
+    for take in range(200):
+        digest = f"take {take}".encode()
+        once = make_drift(spec, digest, W, H).apply(frame, G, G)
+        again = make_drift(spec, digest, W, H).apply(frame, G, G)
+        assert np.array_equal(once, again)  # a resume asks for the same take and must get the same pixels
+        struck.append(mean_diff(once, frame) > 5.0)
+    assert 0.38 < np.mean(struck) < 0.62
+    never = DriftSpec(("flash",), 1.0, 0.0)
+    assert all(np.array_equal(make_drift(never, f"t{i}".encode(), W, H).apply(frame, G, G), frame) for i in range(20))
+
+
+def test_a_chance_outside_zero_to_one_is_refused_by_name() -> None:
+    with pytest.raises(BackendError, match="chance must be between 0 and 1, not 1.5"):
+        PreviewBackend(drift={"kinds": ["ramp"], "amount": 1.0, "chance": 1.5})
+    assert PreviewBackend(drift={"kinds": ["ramp"], "amount": 1.0, "chance": 0.25}).identity().endswith("~0.25")

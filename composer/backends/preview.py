@@ -499,8 +499,8 @@ class PreviewBackend(Backend):
                 raise BackendError(f"{DRIFT_ENV}={raw!r} is not a number") from None
         try:
             spec = parse_spec(drift, LEGACY)
-        except (TypeError, ValueError):
-            raise BackendError(f"preview drift {drift!r} is not a number or {{kinds, amount}}") from None
+        except (TypeError, ValueError) as exc:
+            raise BackendError(f"preview drift {drift!r} is not a number or {{kinds, amount, chance}} ({exc})") from None
         amount = spec.amount if spec is not None else 0.0
         if (isinstance(drift, (int, float)) and not (0.0 <= drift <= 10.0)) or not (0.0 <= amount <= 10.0):
             raise BackendError(f"preview drift must be between 0 and 10, not {drift}")

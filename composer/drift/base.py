@@ -22,13 +22,19 @@ FrameFn = Callable[[np.ndarray, int, int], np.ndarray]  # uint8 RGB -> uint8 RGB
 
 @dataclass(frozen=True)
 class DriftSpec:
-    """Which drift kinds, at what amount (0 = off, 1 = clearly visible)."""
+    """Which drift kinds, at what amount (0 = off, 1 = clearly visible), striking what share of takes.
+
+    ``chance`` below 1 makes each kind a fault that strikes some takes and not others (drawn per kind
+    from the request, its seed included), as a real model's bad takes do: a re-roll may draw a clean one.
+    """
 
     kinds: tuple[str, ...]
     amount: float
+    chance: float = 1.0
 
     def label(self) -> str:
-        return f"{'+'.join(self.kinds)}@{self.amount:g}"
+        base = f"{'+'.join(self.kinds)}@{self.amount:g}"
+        return base if self.chance >= 1.0 else f"{base}~{self.chance:g}"
 
 
 def parse_spec(value: float | Mapping[str, object] | DriftSpec | None, legacy: tuple[str, ...]) -> DriftSpec | None:
@@ -41,12 +47,20 @@ def parse_spec(value: float | Mapping[str, object] | DriftSpec | None, legacy: t
         raw: Any = value.get("kinds", legacy)
         if isinstance(raw, str):
             raw = [k for k in raw.replace(",", "+").split("+") if k]
-        spec = DriftSpec(tuple(str(k) for k in raw), float(value.get("amount", 1.0)))  # type: ignore[arg-type]
+        spec = DriftSpec(tuple(str(k) for k in raw), float(value.get("amount", 1.0)),  # type: ignore[arg-type]
+                         float(value.get("chance", 1.0)))  # type: ignore[arg-type]
+        if not 0.0 <= spec.chance <= 1.0:
+            raise ValueError(f"drift chance must be between 0 and 1, not {spec.chance:g}")
     else:
         spec = DriftSpec(legacy, float(value))
     if spec.amount <= 0 or not spec.kinds:
         return None
     return spec
+
+
+def strikes(spec: DriftSpec, kind: str, digest: bytes) -> bool:
+    """Whether ``kind`` strikes the take whose request hashes to ``digest``."""
+    return spec.chance >= 1.0 or float(rng_for(digest, f"drift-strike-{kind}").random()) < spec.chance
 
 
 def rng_for(digest: bytes, label: str) -> np.random.Generator:

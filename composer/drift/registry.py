@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from . import blur, creep, flash, motion, ramp, shift, tint
-from .base import Drift, DriftSpec
+from .base import Drift, DriftSpec, strikes
 
 Adder = Callable[[Drift, bytes, float, int, int], None]
 
@@ -36,5 +36,6 @@ def make_drift(spec: DriftSpec, digest: bytes, width: int, height: int) -> Drift
     drift = Drift()
     # shift's matrix must sit right of creep's saturation (the historical composite)
     for name in sorted(set(spec.kinds), key=ALL_KINDS.index):
-        KINDS[name](drift, digest, spec.amount, width, height)
+        if strikes(spec, name, digest):
+            KINDS[name](drift, digest, spec.amount, width, height)
     return drift

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from ...drift import LEGACY
 from .server import FalEmulator
 from .state import DEFAULT_KEY
 
@@ -21,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drift", type=float, default=0.0, help="colour drift of the preview renderer")
     parser.add_argument("--drift-kinds", default=None,
                         help="comma-separated drift kinds (composer.drift.KINDS); default the historical three")
+    parser.add_argument("--drift-chance", type=float, default=1.0,
+                        help="share of takes each drift kind strikes (below 1: a re-roll may draw a clean take)")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds each generation takes on top of rendering")
     parser.add_argument("--queue-delay", type=float, default=0.0, help="seconds each request waits IN_QUEUE")
     parser.add_argument("--concurrency", "--workers", dest="concurrency", type=int, default=2,
@@ -33,8 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     drift: Any = args.drift
-    if args.drift_kinds:
-        drift = {"kinds": [k for k in args.drift_kinds.split(",") if k], "amount": args.drift}
+    if args.drift_kinds or args.drift_chance < 1.0:
+        kinds = [k for k in (args.drift_kinds or "").split(",") if k] or list(LEGACY)
+        drift = {"kinds": kinds, "amount": args.drift, "chance": args.drift_chance}
     emu = FalEmulator(host=args.host, port=args.port, key=args.key, drift=drift, latency=args.latency,
                       queue_delay=args.queue_delay, concurrency=args.concurrency, canned=args.canned,
                       canned_clip=args.canned_clip, validate_on=args.validate_on, state_dir=args.state_dir)
