@@ -32,7 +32,7 @@ from .colour import ChainColourMatcher, SegmentColour
 from .colour.continuity import LOOK
 from .errors import Cancelled, MediaError
 from .metrics import frame_delta_e
-from .pieces import Piece, PieceStore
+from .pieces import Piece, PieceStore, code_fingerprint
 from .planner import PlannedChain, PlannedSegment, RenderPlan
 from .events import AssemblyProgress, Event
 from .storyboard.models import ColourSpec, Storyboard
@@ -97,7 +97,7 @@ class ChainStream:
         self._history: Any = None
         if keep_samples and self.matcher is not None:
             self._history = hashlib.sha256(json.dumps(
-                {"version": DECISION_VERSION, "colour": spec.model_dump(mode="json"),
+                {"version": DECISION_VERSION, "code": code_fingerprint(), "colour": spec.model_dump(mode="json"),
                  "size": [plan.width, plan.height]}, sort_keys=True).encode())
 
     def _geometry(self) -> tuple[PlannedSegment, int, int, int, bool]:
@@ -345,7 +345,7 @@ class ChainStream:
 # one keyframe, so seeking there decodes the whole segment a second time. The scheduler
 # decodes that frame anyway when it conditions the next segment, and keeps a small copy.
 
-DECISION_VERSION = "1"  # how a decision is made and kept; another way must not reuse it
+DECISION_VERSION = "1"  # how a decision is kept; the code that makes it (code_fingerprint) names it too
 
 
 def decision_path(video: Path, digest: str) -> Path:

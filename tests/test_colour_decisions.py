@@ -125,3 +125,19 @@ def test_the_schedulers_follow_decides_and_the_streaming_assembler_reads_it_back
     assert len(a) == len(b) == first.plan.total_frames and all(np.array_equal(x, y) for x, y in zip(a, b))
     assert again.assembly["transforms"] == first.assembly["transforms"]
     assert again.assembly["seams"] == first.assembly["seams"]
+
+
+def test_a_decision_made_by_other_code_is_made_again(write_board, tmp_path, monkeypatch):
+    # an upgrade that changes how colour is decided (an estimator, a fit) must not show the old decisions
+    import composer.assemble as assemble
+
+    path = write_board(BOARD % "")
+    cache = tmp_path / "cache"
+    first = _render(path, cache, tmp_path / "a.mp4")
+    n = len(_decisions(cache))
+    assert n == len(first.plan.segments)
+    monkeypatch.setattr(assemble, "code_fingerprint", lambda: "another version of the colour code")
+    shutil.rmtree(cache / "pieces")
+    again = _render(path, cache, tmp_path / "b.mp4")
+    assert again.generated == 0  # the same segments, paid once
+    assert len(_decisions(cache)) == 2 * n  # decided again, beside the first ones
