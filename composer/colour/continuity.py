@@ -26,6 +26,8 @@ SETTLED = (8, 12)  # generated frames the step is measured on
 # steeper frames takes most of the step for content.
 PATH_DEGREE = 2
 CHAIN = 4  # frames between the pairs that carry the path past the settled window
+F_CURVE = 4.0  # the parabola is taken where it fits the path this much better than the line (F statistic)
+SURE = (2.0, 4.0)  # a steady change is kept from this many spreads of the fit's scatter (none) to this (all)
 MIN_STEP = 0.6  # Lab units: below this nothing is corrected
 MAX_STEP = 30.0  # Lab units: above this the change is content (a new subject), not drift
 MARGIN = 6  # pixels of border where flow is least reliable
@@ -148,15 +150,38 @@ def _path(after: Sequence[np.ndarray], settled: Sequence[tuple[np.ndarray, ...]]
     return path
 
 
-def _fast_part(path: Mapping[int, np.ndarray]) -> np.ndarray | None:
-    """What of the path was there at the seam already: a polynomial of PATH_DEGREE fitted to it over
-    frames since the last one shown, taken at 0 (a change that goes on smoothly starts from nothing)."""
+def _fast_part(path: Mapping[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
+    """(what of the path was there at the seam already, the settled frames' mean of it), per RGB channel.
+
+    A smooth curve through the path, taken back to the seam (frame 0 since the last one shown, where a
+    change that goes on smoothly starts from nothing): a straight line, or a parabola where it fits the
+    path clearly better (an F test: a new take's light starts from rest and quickens). What the curve
+    says goes on is kept only as far as it stands out of the path's own scatter: real footage's path is
+    noisy, and a curve through noise taken back ten frames says nothing, so there the whole step counts.
+    """
     if len(path) <= PATH_DEGREE + 2:
         return None
-    t = np.array(sorted(path), dtype=np.float64) + 1.0
-    basis = np.stack([t**p for p in range(PATH_DEGREE + 1)], axis=1)
-    coef = np.linalg.lstsq(basis, np.array([path[k] for k in sorted(path)]), rcond=None)[0]
-    return np.asarray(coef[0])
+    ks = sorted(path)
+    t = np.array(ks, dtype=np.float64) + 1.0
+    y = np.array([path[k] for k in ks])
+    fits = []
+    for degree in range(1, PATH_DEGREE + 1):
+        basis = np.stack([t**p for p in range(degree + 1)], axis=1)
+        coef = np.linalg.lstsq(basis, y, rcond=None)[0]
+        fits.append((degree, basis, coef, ((basis @ coef - y) ** 2).sum(axis=0)))
+    (_, _, _, rss_line), (_, _, _, rss_curve) = fits[0], fits[-1]
+    extra = len(t) - PATH_DEGREE - 1
+    f_stat = (rss_line.sum() - rss_curve.sum()) / max(rss_curve.sum() / extra, 1e-9) / 3
+    degree, basis, coef, rss = fits[-1] if f_stat >= F_CURVE else fits[0]
+    spread = np.sqrt(rss / (len(t) - degree - 1) * np.linalg.inv(basis.T @ basis)[0, 0])  # of the intercept
+    settled = np.mean([path[k] for k in ks if SETTLED[0] <= k < SETTLED[1]], axis=0)
+    steady = settled - coef[0]
+    steady = steady * np.clip((np.abs(steady) / np.maximum(spread, 1e-6) - SURE[0]) / (SURE[1] - SURE[0]), 0.0, 1.0)
+    fast = settled - steady
+    reach = float(np.dot(fast, settled)) / max(float(np.dot(settled, settled)), 1e-9)
+    if reach > 1.0:  # never more than the step itself along it
+        fast = fast / reach
+    return fast, settled
 
 
 def estimate_seam_fix(before: np.ndarray, after: Sequence[np.ndarray], start: int) -> SeamFix | None:
@@ -174,11 +199,11 @@ def estimate_seam_fix(before: np.ndarray, after: Sequence[np.ndarray], start: in
     size = float(np.linalg.norm(step))
     # the colour path of the settled frames, fitted smooth and taken back to the seam: what it leaves
     # there came in fast (drift); the rest is a change that goes on (meant, or the content's own)
-    fast_rgb = _fast_part(_path(after, pairs))
-    if fast_rgb is None or size > MAX_STEP:
+    parts = _fast_part(_path(after, pairs))
+    if parts is None or size > MAX_STEP:
         return None
     full = _gain_offset(x, y)  # the settled frames to the look before the seam: the fast step and the rest
-    steady_rgb = (y.mean(axis=0) - x.mean(axis=0)) - fast_rgb
+    steady_rgb = parts[1] - parts[0]
     matrix = full.copy()
     matrix[:, 3] -= steady_rgb  # ... less what goes on: the settled frames' mean moves by the fast step only
     transform = ColourTransform.affine(matrix)
