@@ -28,6 +28,7 @@ PATH_DEGREE = 2
 CHAIN = 4  # frames between the pairs that carry the path past the settled window
 F_CURVE = 4.0  # the parabola is taken where it fits the path this much better than the line (F statistic)
 SURE = (2.0, 4.0)  # a steady change is kept from this many spreads of the fit's scatter (none) to this (all)
+SANE = (0.7, 1.5)  # the fast step must point within acos(0.7) of the step seen and be at most 1.5 times it
 MIN_STEP = 0.6  # Lab units: below this nothing is corrected
 MAX_STEP = 30.0  # Lab units: above this the change is content (a new subject), not drift
 MARGIN = 6  # pixels of border where flow is least reliable
@@ -213,8 +214,10 @@ def estimate_seam_fix(before: np.ndarray, after: Sequence[np.ndarray], start: in
     # a light in one corner), which a global fix would only smear over the rest
     uniform = _uniformity(x, y, cell, step)
     share = _smoothstep((uniform[1] - AGREE[0]) / (AGREE[1] - AGREE[0]))
-    if np.dot(fast, step) <= 0:
-        share = 0.0  # "fast" against the step itself: the path's fit, not a step at the seam
+    if fast_size > SANE[1] * size or np.dot(fast, step) < SANE[0] * fast_size * size:
+        # a "fast step" much larger than the step seen, or off its direction, is the path's fit taken
+        # back too far (fast motion pairs badly, new content bends the path), not a step at the seam
+        share = 0.0
     info = {"step_lab": [round(float(v), 3) for v in step], "fast_lab": [round(float(v), 3) for v in fast],
             "fast_share": round(share, 3), "uniform": [round(u, 3) for u in uniform]}
     if fast_size * share < MIN_STEP:
