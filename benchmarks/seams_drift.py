@@ -206,17 +206,16 @@ def compare(store: dict[str, Any], latest: str = "after") -> str:
         common.md_table(["kind", "set", "none", "auto before", "auto after", "colour goal", "motion", "sharpness"],
                         rows),
         "",
-        "Where it stands, per kind: `shift`, `creep`, `tint` (seen in the overlap) were met before and are "
-        "unchanged (the continuity fix does not fire on them, nor on the undrifted film). `ramp` (the issue's "
-        "server: gain/offset ramping in over 8 generated frames after an untouched overlap) goes from 5.4 / 9.3 "
-        "to 0.67 / 1.03: much better, goal not met; what is left is the share the estimator attributes to the "
-        "preview content's own steady colour change and keeps as intended. `flash` is invisible to this colour "
-        "step by construction (its 3 frames lie before the [g+9, g+15) window); it shows as a larger flow jump "
-        "and needs a per-frame measure and fix (not done). `motion` (camera turn at the seam) is not corrected "
-        "by anything: flow jump 1.1–1.9 px against ≤ 0.2 undrifted; only a re-roll (the gate) can help. `blur` "
-        "removes the sharpness drop the undrifted preview shows at its seams (ratio ≈ 1.0 against 0.6–0.95), "
-        "so it reads as out of range upward; nothing sharpens. `shift`'s motion 'out' is one seam (0.67 px), "
-        "DIS reading a colour change as flow. Held-out kinds were never used to tune anything.",
+        "Where it stands, per kind (these figures are the runs' own; the findings above say which code made "
+        "them): `shift`, `creep`, `tint` (seen in the overlap) are met by the overlap fit; the continuity fix "
+        "fires on none of their seams, nor on the undrifted film's. `ramp` (the issue's server: gain/offset "
+        "ramping in over 8 generated frames after an untouched overlap) needs the continuity fix, which takes "
+        "the step as what a smooth curve through the settled frames' colour path leaves at the seam; what is "
+        "left is the curve's error on the preview content's own, quickening light. `flash` is invisible to this "
+        "colour step by construction (its 3 frames lie before the [g+9, g+15) window) and nothing corrects it. "
+        "`motion` (camera turn at the seam) is not corrected by anything: only a re-roll (the seam gate, below) "
+        "can help. `blur` removes the sharpness drop the undrifted preview shows at its seams, so it reads as out "
+        "of range upward; nothing sharpens. Held-out kinds were never used to tune anything.",
     ])
 
 
