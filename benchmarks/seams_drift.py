@@ -46,25 +46,24 @@ def chain_board(segments: int, frames: int, overlap: int, method: str, mode: str
 
 def measure(board_text: str, drift: Any, cache: Path, work: Path, tag: str, heal: int = 0) -> dict[str, Any]:
     import composer
-    from composer.rendering.gate import measure_film
+    from composer.rendering.gate import failures, measure_film
 
     board = common.load_board(board_text)
     out = work / f"{tag}.mp4"
     t0 = time.perf_counter()
     result = composer.render(board, out, cache=cache, backend_options={"drift": drift, "text": False}, otio=False,
                              heal=heal)
-    plan = result.plan
-    seams = [s.seam_frame for s in plan.segments if s.depends_on is not None]
+    joined = [s for s in result.plan.segments if s.depends_on is not None]  # a seam each
     rows = []
-    for g, measured in measure_film(out, seams).items():
+    for g, measured in measure_film(out, [s.seam_frame for s in joined]).items():
         m = measured.to_dict()
         rows.append({"frame": g, "colour": round(m["colour"], 3),  # type: ignore[call-overload]
                      "motion_jump": round(m["motion"]["jump"], 3), "motion_turn": round(m["motion"]["turn"], 1),  # type: ignore[index]
                      "motion_speed_ratio": round(m["motion"]["speed_ratio"], 3),  # type: ignore[index]
-                     "sharpness": round(m["sharpness"], 3)})  # type: ignore[call-overload]
+                     "sharpness": round(m["sharpness"], 3),  # type: ignore[call-overload]
+                     "gate_failures": failures(measured)})  # the gate's own judgement, default thresholds
     out.unlink()
-    gates = [o.gate for i, o in sorted(result.outcomes.items()) if i in {s.index for s in plan.segments
-                                                                         if s.depends_on is not None}]
+    gates = [result.outcomes[s.index].gate for s in joined]
     takes = [1 + len(g.get("rejected", [])) if g else 1 for g in gates]
     return {"seams": rows, "seconds": round(time.perf_counter() - t0, 1), "takes": takes,
             "decisions": [g.get("decision") if g else None for g in gates]}
@@ -86,12 +85,7 @@ def judge(row: dict[str, Any], ref: dict[str, Any]) -> dict[str, Any]:
 
 def gate_judge(row: dict[str, Any]) -> dict[str, Any]:
     """Which seams the seam gate's default thresholds fail, as the film shows them."""
-    from composer.rendering.gate import Thresholds
-
-    t = Thresholds()
-    bad = [i for i, s in enumerate(row["seams"]) if s["colour"] > t.colour or s["motion_jump"] > t.motion_jump
-           or not t.sharpness_low <= s["sharpness"] <= t.sharpness_high]
-    return {"gate_failing": bad}
+    return {"gate_failing": [i for i, s in enumerate(row["seams"]) if s["gate_failures"]]}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -116,16 +110,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             log(f"undrifted {method}: colour steps {[s['colour'] for s in ref['seams']]}")
             for kind in kinds:
                 drift = {"kinds": [kind], "amount": args.amount, "chance": args.chance}
+                named = {"kind": kind, "method": method, "set": "tuning" if kind in TUNING else "held-out"}
                 if args.heal:
                     gated = measure(text, drift, cache, work, f"{kind}-{method}-heal", heal=args.heal)
-                    gated.update(kind=kind, method=method, set="tuning" if kind in TUNING else "held-out",
-                                 **judge(gated, ref), **gate_judge(gated))
+                    gated.update(named, **judge(gated, ref), **gate_judge(gated))
                     data.setdefault("gated", {})[f"{kind}/{method}"] = gated
                     log(f"{kind:7s} {method:5s} heal {args.heal}: takes {gated['takes']} "
                         f"failing seams {gated['gate_failing']}")
                 row = measure(text, drift, cache, work, f"{kind}-{method}")
-                row.update(kind=kind, method=method, set="tuning" if kind in TUNING else "held-out", **judge(row, ref),
-                           **gate_judge(row))
+                row.update(named, **judge(row, ref), **gate_judge(row))
                 data["films"][f"{kind}/{method}"] = row
                 log(f"{kind:7s} {method:5s} colour steps {[s['colour'] for s in row['seams']]} "
                     f"excess mean {row['colour_excess_mean']:.2f} worst {row['colour_excess_worst']:.2f} "

@@ -198,10 +198,12 @@ def estimate_seam_fix(before: np.ndarray, after: Sequence[np.ndarray], start: in
         return None
     step = _lab(y) - _lab(x)  # what the settled frames lack of the look before the seam
     size = float(np.linalg.norm(step))
+    if size > MAX_STEP:
+        return None
     # the colour path of the settled frames, fitted smooth and taken back to the seam: what it leaves
     # there came in fast (drift); the rest is a change that goes on (meant, or the content's own)
     parts = _fast_part(_path(after, pairs))
-    if parts is None or size > MAX_STEP:
+    if parts is None:
         return None
     full = _gain_offset(x, y)  # the settled frames to the look before the seam: the fast step and the rest
     steady_rgb = parts[1] - parts[0]
